@@ -1,0 +1,226 @@
+"""Where a text becomes an emotion vector: any transformers checkpoint with the six labels."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from recommender.emotions import EMOTIONS, label_order
+from recommender.errors import InvalidInputError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = Path(__file__).parent / "bundled_model"
+REFERENCE_MODEL = "Jinuuuu/KoELECTRA_fine_tunning_emotion"
+MAX_WINDOW = 512
+
+
+@runtime_checkable
+class EmotionModel(Protocol):
+    """What everything downstream depends on: texts in, ``(n, 6)`` probabilities out."""
+
+    name: str
+    fingerprint: str
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def default_model() -> str:
+    """The model used when none is named: ``RECOMMENDER_MODEL``, else the bundled one."""
+    return os.environ.get("RECOMMENDER_MODEL") or str(BUNDLED_MODEL)
+
+
+def validate_texts(texts: Sequence[str], *, max_texts: int | None = None) -> list[str]:
+    """The texts as a list, or InvalidInputError saying which one is unusable and why."""
+    if isinstance(texts, (str, bytes)):
+        raise InvalidInputError("expected a list of texts, got a single string; wrap it: [text]")
+    if not isinstance(texts, Sequence):
+        raise InvalidInputError(f"expected a list of texts, got {type(texts).__name__}")
+    if max_texts is not None and len(texts) > max_texts:
+        raise InvalidInputError(f"too many texts: {len(texts)} (at most {max_texts})")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text {i} is {type(text).__name__}, not a string")
+        if not text.strip():
+            raise InvalidInputError(f"text {i} is empty or whitespace only")
+    return list(texts)
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``device`` as given, else CUDA when present, else CPU; logged once per load."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} requested but CUDA is not available here")
+    log.info("emotion model on %s", device)
+    return device
+
+
+def _fingerprint(model: Any, tokenizer: Any) -> str:
+    """Identity of the weights and vocabulary: the vectors an index holds depend on both."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    digest.update(repr(sorted(tokenizer.get_vocab().items())).encode())
+    return digest.hexdigest()[:16]
+
+
+def _in_hub_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connect, so an offline load fails at once."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _load_error(name: str, error: Exception | None) -> ModelLoadError:
+    if Path(name).exists():
+        return ModelLoadError(f"cannot load model from {name!r}: {error}")
+    reason = "the hub could not be reached" if error is None else "no such model on the hub"
+    return ModelLoadError(
+        f"model {name!r} is not a local directory and could not be fetched from the Hugging Face "
+        f"hub ({reason}). On a machine with network access run "
+        f"`huggingface-cli download {name} --local-dir DIR`, then pass --model DIR "
+        f"(or set RECOMMENDER_MODEL=DIR)"
+    )
+
+
+class EmotionClassifier:
+    """A sequence-classification checkpoint read as six-emotion probability vectors.
+
+    Texts longer than the model's window are split into overlapping token windows; each
+    window's softmax is weighted by its number of tokens and the weighted mean is the text's
+    vector, so every part of a long lyric counts in proportion to its length.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        device: str = "cpu",
+        batch_size: int = 32,
+        window: int | None = None,
+        stride: int | None = None,
+    ) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError(f"model {name!r} has no fast tokenizer, needed for windowing")
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+        self.columns = label_order(model.config.id2label)
+        limit = min(
+            getattr(model.config, "max_position_embeddings", MAX_WINDOW),
+            tokenizer.model_max_length,
+            MAX_WINDOW,
+        )
+        self.window = min(window or limit, limit)
+        self.stride = stride if stride is not None else self.window // 4
+        self.fingerprint = _fingerprint(model, tokenizer)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+    ) -> EmotionClassifier:
+        """Load a local checkpoint directory or a hub id; ``None`` means the default model."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        name = str(name_or_path) if name_or_path is not None else default_model()
+        device = resolve_device(device)
+        local = Path(name).is_dir()
+        if not local and Path(name).exists():
+            raise ModelLoadError(f"model path {name!r} is a file; pass the checkpoint directory")
+        # A hub id is read from the local cache first; the network is tried only when it answers.
+        offline = not local and not _in_hub_cache(name) and not _hub_reachable()
+        if offline:
+            raise _load_error(name, None)
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True)
+            model = AutoModelForSequenceClassification.from_pretrained(name)
+        except (OSError, ValueError) as error:
+            raise _load_error(name, error) from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+        return cls(model, tokenizer, name=name, device=device, batch_size=batch_size)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, 6)`` float32 probabilities in canonical order, rows summing to 1."""
+        texts = validate_texts(texts)
+        if not texts:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        encoded = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.window,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        windows: list[list[int]] = encoded["input_ids"]
+        owner = np.asarray(encoded["overflow_to_sample_mapping"])
+        window_probs = self._predict_windows(windows)
+        weights = np.array([len(ids) for ids in windows], dtype=np.float64)
+        combined = np.zeros((len(texts), len(EMOTIONS)), dtype=np.float64)
+        np.add.at(combined, owner, window_probs * weights[:, None])
+        combined /= combined.sum(axis=1, keepdims=True)
+        return combined.astype(np.float32)
+
+    def _predict_windows(self, windows: list[list[int]]) -> np.ndarray:
+        """Softmax of every window, batched longest first and padded to each batch's longest."""
+        import torch
+
+        order = np.argsort([-len(ids) for ids in windows], kind="stable")
+        out = np.empty((len(windows), len(EMOTIONS)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                inputs = self.tokenizer.pad(
+                    {"input_ids": [windows[i] for i in batch]}, return_tensors="pt"
+                ).to(self.device)
+                logits = self.model(**inputs).logits.float()
+                probs = torch.softmax(logits, dim=-1)[:, self.columns]
+                out[batch] = probs.cpu().numpy()
+        return out
+
+    def __repr__(self) -> str:
+        return f"EmotionClassifier(name={self.name!r}, device={self.device!r})"
