@@ -1,0 +1,222 @@
+"""From search candidates to the final list: filters, de-duplication, artist caps, diversity."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recommender.emotions import EMOTIONS, as_mapping
+from recommender.errors import InvalidInputError
+from recommender.track_index import TrackIndex
+
+RANGE_FILTERS = {"year_min": ("year", np.greater_equal), "year_max": ("year", np.less_equal)}
+SPECIAL_FILTERS = {"exclude_track_ids"}
+HIDDEN_COLUMNS = {"lyrics_sha256"}
+
+
+@dataclass(frozen=True)
+class RankingOptions:
+    """How candidates become the final list. ``diversity`` 0 ranks by similarity alone."""
+
+    k: int = 10
+    per_artist: int | None = 2
+    diversity: float = 0.0
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    overfetch: int = 5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise InvalidInputError(f"k must be a positive integer; got {self.k!r}")
+        if self.per_artist is not None and (
+            not isinstance(self.per_artist, int)
+            or isinstance(self.per_artist, bool)
+            or self.per_artist < 1
+        ):
+            raise InvalidInputError(
+                f"per_artist must be a positive integer; got {self.per_artist!r}"
+            )
+        if (
+            isinstance(self.diversity, bool)
+            or not isinstance(self.diversity, (int, float))
+            or not (0.0 <= self.diversity <= 1.0)
+        ):
+            raise InvalidInputError(f"diversity must be a number in [0, 1]; got {self.diversity!r}")
+        if not isinstance(self.filters, Mapping):
+            raise InvalidInputError("filters must be an object mapping field names to values")
+
+
+@dataclass(frozen=True)
+class RankedTrack:
+    """One recommended track: its metadata, emotion vector, score and a short explanation."""
+
+    track_id: str
+    title: str
+    artist: str
+    score: float
+    emotions: dict[str, float]
+    explanation: str
+    metadata: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "title": self.title,
+            "artist": self.artist,
+            "score": round(self.score, 4),
+            "emotions": self.emotions,
+            "explanation": self.explanation,
+            **{k: v for k, v in self.metadata.items() if v is not None},
+        }
+
+
+def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
+    """Rows of the index allowed by the filters (equality, lists of values, year range)."""
+    columns = set(index.tracks.column_names) - HIDDEN_COLUMNS
+    mask = np.ones(len(index), dtype=bool)
+    for name, wanted in filters.items():
+        if name in SPECIAL_FILTERS:
+            if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
+                raise InvalidInputError(f"filter {name!r} must be a list of track ids")
+            mask[index.rows_of(wanted)] = False
+            continue
+        if name in RANGE_FILTERS:
+            column, compare = RANGE_FILTERS[name]
+            if isinstance(wanted, bool) or not isinstance(wanted, (int, float)):
+                raise InvalidInputError(f"filter {name!r} must be a number; got {wanted!r}")
+            if column not in columns:
+                raise InvalidInputError(
+                    f"filter {name!r} needs a {column!r} column in the catalogue"
+                )
+            values = np.array(index.tracks.column(column).to_pylist(), dtype=object)
+            known = np.array([v is not None for v in values])
+            mask &= known & compare(np.where(known, values, 0).astype(float), wanted)
+            continue
+        if name not in columns:
+            valid = sorted(columns | set(RANGE_FILTERS) | SPECIAL_FILTERS)
+            raise InvalidInputError(f"unknown filter {name!r}; valid filters: {', '.join(valid)}")
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if not options or not all(isinstance(v, (str, int, float)) for v in options):
+            raise InvalidInputError(
+                f"filter {name!r} must be a value or a non-empty list of values"
+            )
+        allowed = {str(v).casefold() for v in options}
+        values = index.tracks.column(name).to_pylist()
+        mask &= np.array([v is not None and str(v).casefold() in allowed for v in values])
+    return mask
+
+
+def _dominant(vector: np.ndarray) -> str:
+    i = int(np.argmax(vector))
+    return f"{EMOTIONS[i]} ({vector[i]:.0%})"
+
+
+def explain(query: np.ndarray, track: np.ndarray, score: float, target: str | None) -> str:
+    """A one-line reason a person can read."""
+    wanted = f"shifted towards {target}" if target else "your mood"
+    return (
+        f"Matches {wanted}: you read as {_dominant(query)}, this song as {_dominant(track)}; "
+        f"similarity {score:.2f}"
+    )
+
+
+def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bhattacharyya coefficient between rows of ``a`` and the vector ``b``."""
+    return np.sqrt(a * b).sum(axis=-1)
+
+
+def rank(
+    query: np.ndarray,
+    index: TrackIndex,
+    options: RankingOptions,
+    *,
+    target: str | None = None,
+) -> list[RankedTrack]:
+    """The best ``k`` tracks for one query distribution, after the options' rules."""
+    allowed = _filter_mask(index, options.filters) if options.filters else None
+    pool = int(allowed.sum()) if allowed is not None else len(index)
+    fetch = min(max(options.k * options.overfetch, 50), len(index))
+    while True:
+        result = index.search(query[None, :], max(fetch, 1))
+        ids, scores = result.ids[0], result.scores[0]
+        keep = ids >= 0
+        if allowed is not None:
+            keep &= allowed[np.where(keep, ids, 0)]
+        picked = _select(ids[keep], scores[keep], index, options)
+        if len(picked) >= options.k or fetch >= len(index) or len(picked) >= pool:
+            break
+        fetch = min(fetch * 4, len(index))
+    return [
+        RankedTrack(
+            track_id=str(meta["track_id"]),
+            title=str(meta["title"]),
+            artist=str(meta["artist"]),
+            score=float(score),
+            emotions=as_mapping(index.vectors[row]),
+            explanation=explain(query, index.vectors[row], float(score), target),
+            metadata={
+                k: v
+                for k, v in meta.items()
+                if k not in {"track_id", "title", "artist"} | HIDDEN_COLUMNS
+            },
+        )
+        for row, score in picked
+        for meta in [index.track(row)]
+    ]
+
+
+def _folded(column: Any, row: int) -> str:
+    return str(column[row].as_py() or "").strip().casefold()
+
+
+def _select(
+    ids: np.ndarray, scores: np.ndarray, index: TrackIndex, options: RankingOptions
+) -> list[tuple[int, float]]:
+    """Greedy pick: skip duplicates and capped artists; trade similarity for diversity (MMR)."""
+    titles = index.tracks.column("title")
+    artists = index.tracks.column("artist")
+    seen: set[tuple[str, str]] = set()
+    per_artist: Counter[str] = Counter()
+    eligible: list[tuple[int, float]] = []
+    for row, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        key = (_folded(titles, row), _folded(artists, row))
+        if key in seen:
+            continue
+        seen.add(key)
+        eligible.append((row, score))
+    picked: list[tuple[int, float]] = []
+    remaining = eligible
+    while remaining and len(picked) < options.k:
+        if options.diversity > 0 and picked:
+            chosen = index.vectors[[row for row, _ in picked]]
+            values = [
+                (1 - options.diversity) * score
+                - options.diversity * float(_similarity(chosen, index.vectors[row]).max())
+                for row, score in remaining
+            ]
+            best = int(np.argmax(values))
+        else:
+            best = 0
+        row, score = remaining.pop(best)
+        artist = _folded(artists, row)
+        if options.per_artist is not None and per_artist[artist] >= options.per_artist:
+            continue
+        per_artist[artist] += 1
+        picked.append((row, score))
+    return picked
+
+
+def shift_query(query: np.ndarray, target: str, strength: float) -> np.ndarray:
+    """Move a distribution ``strength`` of the way towards one emotion (0 keeps it as it is)."""
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, (int, float))
+        or not (0.0 <= strength <= 1.0)
+    ):
+        raise InvalidInputError(f"shift_strength must be a number in [0, 1]; got {strength!r}")
+    corner = np.zeros(len(EMOTIONS), dtype=np.float32)
+    corner[EMOTIONS.index(target)] = 1.0
+    return ((1.0 - strength) * query + strength * corner).astype(np.float32)

@@ -1,0 +1,284 @@
+"""Where a vector becomes tracks: FAISS over the catalogue's emotion vectors, saved as a directory.
+
+Vectors are probability distributions, so the index stores ``sqrt(p)``: these have unit L2
+norm, and an inner-product search over them ranks exactly by the Bhattacharyya coefficient
+``BC(p, q) = sum_i sqrt(p_i q_i)`` (1 for identical distributions, 0 for disjoint ones; the
+Hellinger distance is ``sqrt(1 - BC)``). Unlike cosine over raw probabilities it does not
+favour peaked vectors, and unlike L2 it is a true similarity between distributions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from recommender.emotions import EMOTIONS
+from recommender.errors import IndexLoadError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+METRIC = "bhattacharyya"
+DIMENSION = len(EMOTIONS)
+MANIFEST = "manifest.json"
+VECTORS = "vectors.npy"
+FAISS_INDEX = "index.faiss"
+TRACKS = "tracks.parquet"
+_MANIFEST_KEYS = {
+    "format_version",
+    "model",
+    "metric",
+    "dimension",
+    "emotions",
+    "index_type",
+    "count",
+    "files",
+    "created_at",
+}
+
+
+class ModelIdentity(NamedTuple):
+    """Which model made an index's vectors: a name for people, a fingerprint for checks."""
+
+    name: str
+    fingerprint: str
+
+
+class SearchResult(NamedTuple):
+    """Per query, the ``k`` best rows (``-1`` where the index has fewer) and their scores."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+
+
+def check_vectors(vectors: Any, *, name: str = "vectors") -> np.ndarray:
+    """C-contiguous float32 ``(n, 6)`` probability rows, or InvalidInputError naming the problem."""
+    array = np.asarray(vectors)
+    if array.ndim != 2 or array.shape[1] != DIMENSION:
+        raise InvalidInputError(
+            f"{name} must have shape (n, {DIMENSION}); got {array.shape} of {array.dtype}"
+        )
+    if not np.issubdtype(array.dtype, np.floating) and not np.issubdtype(array.dtype, np.integer):
+        raise InvalidInputError(f"{name} must be numeric; got {array.dtype}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise InvalidInputError(f"{name} contain NaN or infinite values")
+    if (array < 0).any():
+        raise InvalidInputError(f"{name} must be probabilities; found negative values")
+    sums = array.sum(axis=1)
+    if array.size and not np.allclose(sums, 1.0, atol=1e-3):
+        worst = int(np.argmax(np.abs(sums - 1.0)))
+        raise InvalidInputError(f"{name} rows must sum to 1; row {worst} sums to {sums[worst]:.4f}")
+    return array
+
+
+def _embed(probabilities: np.ndarray) -> np.ndarray:
+    """Probability rows to the unit vectors the index holds (see the module docstring)."""
+    return np.ascontiguousarray(np.sqrt(probabilities), dtype=np.float32)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _gpu_count() -> int:
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+class TrackIndex:
+    """Exact search over a catalogue's emotion vectors, with the tracks' metadata beside them."""
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        tracks: Any,
+        *,
+        model: ModelIdentity,
+        device: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        import faiss
+
+        self.vectors = check_vectors(vectors)
+        if tracks.num_rows != len(self.vectors):
+            raise InvalidInputError(
+                f"{tracks.num_rows} track rows for {len(self.vectors)} vectors; they must match"
+            )
+        self.tracks = tracks
+        self.model = model
+        self.extra = dict(extra or {})
+        index = faiss.IndexFlatIP(DIMENSION)
+        index.add(_embed(self.vectors))
+        self.device = self._choose_device(device)
+        if self.device == "cuda":
+            index = faiss.index_cpu_to_all_gpus(index)
+        self.index = index
+        self._row = {tid: i for i, tid in enumerate(tracks.column("track_id").to_pylist())}
+
+    @staticmethod
+    def _choose_device(device: str | None) -> str:
+        gpus = _gpu_count()
+        if device is None:
+            device = "cuda" if gpus else "cpu"
+        elif device.startswith("cuda") and not gpus:
+            raise InvalidInputError(
+                f"device {device!r} requested for the index, but this FAISS build sees no GPU "
+                f"(install faiss-gpu on a CUDA machine)"
+            )
+        log.info("track index on %s", device)
+        return "cuda" if device.startswith("cuda") else "cpu"
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(self, queries: Any, k: int) -> SearchResult:
+        """The ``k`` tracks nearest each query distribution, best first."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidInputError(f"k must be a positive integer; got {k!r}")
+        queries = check_vectors(queries, name="queries")
+        scores, ids = self.index.search(_embed(queries), min(k, max(len(self), 1)))
+        if k > scores.shape[1]:
+            pad = k - scores.shape[1]
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        scores = np.where(ids >= 0, np.clip(scores, 0.0, 1.0), -np.inf).astype(np.float32)
+        return SearchResult(scores, ids.astype(np.int64))
+
+    def track(self, row: int) -> dict[str, Any]:
+        """The metadata of one row, as a plain dict."""
+        return self.tracks.slice(int(row), 1).to_pylist()[0]
+
+    def rows_of(self, track_ids: Iterable[str]) -> list[int]:
+        """Row numbers of the given track ids (unknown ids are skipped)."""
+        return [self._row[t] for t in track_ids if t in self._row]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": self.model._asdict(),
+            "metric": METRIC,
+            "dimension": DIMENSION,
+            "emotions": list(EMOTIONS),
+            "index_type": "flat",
+            "count": len(self),
+            **self.extra,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index directory atomically: a reader sees the old index or the new one."""
+        import faiss
+        import pyarrow.parquet as pq
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            np.save(staging / VECTORS, self.vectors)
+            cpu_index = faiss.index_gpu_to_cpu(self.index) if self.device == "cuda" else self.index
+            faiss.write_index(cpu_index, str(staging / FAISS_INDEX))
+            pq.write_table(self.tracks, staging / TRACKS)
+            manifest = {
+                **self.manifest,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "files": {name: _sha256(staging / name) for name in (VECTORS, FAISS_INDEX, TRACKS)},
+            }
+            # The manifest is written last: a directory without one never loads.
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+            _swap_into_place(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        model_fingerprint: str | None = None,
+        device: str | None = None,
+    ) -> TrackIndex:
+        """Load an index directory, refusing one that is corrupt or made by another model."""
+        import pyarrow.parquet as pq
+
+        manifest = read_manifest(path)
+        root = Path(path)
+        for name, expected in manifest["files"].items():
+            file = root / name
+            if not file.is_file():
+                raise IndexLoadError(f"index {str(root)!r} is missing {name}")
+            if _sha256(file) != expected:
+                raise IndexLoadError(f"index {str(root)!r}: {name} fails its checksum")
+        if manifest.get("dimension") != DIMENSION or manifest.get("emotions") != list(EMOTIONS):
+            raise IndexLoadError(
+                f"index {str(root)!r} holds {manifest.get('dimension')}-d vectors over "
+                f"{manifest.get('emotions')}; this service needs {DIMENSION}-d over {list(EMOTIONS)}"
+            )
+        if manifest.get("metric") != METRIC:
+            raise IndexLoadError(f"index {str(root)!r} uses metric {manifest.get('metric')!r}")
+        model = ModelIdentity(**manifest["model"])
+        if model_fingerprint is not None and model.fingerprint != model_fingerprint:
+            raise IndexLoadError(
+                f"index {str(root)!r} was built with model {model.name!r} "
+                f"(fingerprint {model.fingerprint}), but the loaded model's fingerprint is "
+                f"{model_fingerprint}; rebuild it with `recommender index ... --model` "
+                f"or load the model it was built with"
+            )
+        vectors = np.load(root / VECTORS)
+        tracks = pq.read_table(root / TRACKS)
+        if len(vectors) != manifest["count"] or tracks.num_rows != manifest["count"]:
+            raise IndexLoadError(f"index {str(root)!r}: counts disagree with its manifest")
+        extra = {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS}
+        return cls(vectors, tracks, model=model, device=device, extra=extra)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an index directory, or IndexLoadError if there is no usable one."""
+    file = Path(path) / MANIFEST
+    if not Path(path).is_dir():
+        raise IndexLoadError(
+            f"no index directory at {str(path)!r}; build one with `recommender index`"
+        )
+    try:
+        manifest = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise IndexLoadError(
+            f"{str(path)!r} has no {MANIFEST}: not an index, or incomplete"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise IndexLoadError(f"cannot read {str(file)!r}: {error}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexLoadError(
+            f"index {str(path)!r} has format version {manifest.get('format_version')!r}; "
+            f"this version reads {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Replace ``target`` with ``staging`` by renames, so no half-written index is ever visible."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

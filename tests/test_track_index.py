@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from recommender.errors import IndexLoadError, InvalidInputError
+from recommender.track_index import (
+    FAISS_INDEX,
+    MANIFEST,
+    ModelIdentity,
+    TrackIndex,
+    check_vectors,
+)
+
+MODEL = ModelIdentity("tiny", "abc123")
+
+
+def softmax_rows(n: int, seed: int = 0) -> np.ndarray:
+    logits = np.random.default_rng(seed).normal(scale=3.0, size=(n, 6))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_index(n: int = 200, seed: int = 0) -> TrackIndex:
+    tracks = pa.table(
+        {
+            "track_id": [f"t{i}" for i in range(n)],
+            "title": [f"song {i}" for i in range(n)],
+            "artist": [f"artist {i % 7}" for i in range(n)],
+        }
+    )
+    return TrackIndex(softmax_rows(n, seed), tracks, model=MODEL, device="cpu")
+
+
+def brute_force(vectors: np.ndarray, queries: np.ndarray, k: int):
+    similarity = np.sqrt(queries[:, None, :] * vectors[None, :, :]).sum(axis=-1)
+    order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(similarity, order, axis=1), order
+
+
+def test_search_matches_brute_force_bhattacharyya():
+    index = make_index()
+    queries = softmax_rows(25, seed=7)
+    result = index.search(queries, 10)
+    expected_scores, expected_ids = brute_force(index.vectors, queries, 10)
+    np.testing.assert_allclose(result.scores, expected_scores, atol=1e-5)
+    # Ids agree except where scores tie within float error.
+    agree = (result.ids == expected_ids) | np.isclose(result.scores, expected_scores, atol=1e-6)
+    assert agree.all()
+    assert result.ids.dtype == np.int64 and result.scores.dtype == np.float32
+
+
+def test_identical_distribution_scores_one_and_ranks_first():
+    index = make_index()
+    result = index.search(index.vectors[[3, 42]], 1)
+    assert result.ids[:, 0].tolist() == [3, 42]
+    np.testing.assert_allclose(result.scores[:, 0], 1.0, atol=1e-5)
+
+
+def test_k_larger_than_index_pads_with_minus_one():
+    index = make_index(n=3)
+    result = index.search(index.vectors[:1], 5)
+    assert result.ids[0, 3:].tolist() == [-1, -1]
+    assert np.isneginf(result.scores[0, 3:]).all()
+
+
+@pytest.mark.parametrize(
+    ("queries", "message"),
+    [
+        (np.ones((2, 5)) / 5, r"shape \(n, 6\); got \(2, 5\)"),
+        (np.ones(6) / 6, r"got \(6,\)"),
+        (np.full((1, 6), np.nan), "NaN"),
+        (np.array([[-0.5, 0.5, 0.5, 0.5, 0, 0]]), "negative"),
+        (np.array([[0.5, 0.5, 0.5, 0, 0, 0]]), "sum to 1; row 0 sums to 1.5"),
+        (np.array([["a"] * 6]), "numeric"),
+    ],
+)
+def test_bad_queries_are_refused_before_faiss(queries, message):
+    with pytest.raises(InvalidInputError, match=message):
+        make_index().search(queries, 3)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True, "3"])
+def test_bad_k_is_refused(k):
+    with pytest.raises(InvalidInputError, match="k must be a positive integer"):
+        make_index().search(softmax_rows(1), k)
+
+
+def test_check_vectors_converts_to_contiguous_float32():
+    array = np.asfortranarray(softmax_rows(4).astype(np.float64))
+    checked = check_vectors(array)
+    assert checked.dtype == np.float32 and checked.flags["C_CONTIGUOUS"]
+
+
+def test_save_load_round_trip(tmp_path: Path):
+    index = make_index()
+    index.save(tmp_path / "idx")
+    loaded = TrackIndex.load(tmp_path / "idx", model_fingerprint=MODEL.fingerprint, device="cpu")
+    np.testing.assert_array_equal(loaded.vectors, index.vectors)
+    assert loaded.tracks.equals(index.tracks)
+    queries = softmax_rows(5, seed=3)
+    np.testing.assert_array_equal(loaded.search(queries, 5).ids, index.search(queries, 5).ids)
+    manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
+    assert manifest["metric"] == "bhattacharyya" and manifest["count"] == 200
+    assert manifest["model"] == {"name": "tiny", "fingerprint": "abc123"}
+    assert set(manifest["files"]) == {"vectors.npy", "index.faiss", "tracks.parquet"}
+
+
+def test_saving_over_an_existing_index_replaces_it(tmp_path: Path):
+    make_index(n=10).save(tmp_path / "idx")
+    make_index(n=20, seed=1).save(tmp_path / "idx")
+    assert len(TrackIndex.load(tmp_path / "idx")) == 20
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+
+
+def test_interrupted_save_leaves_no_loadable_half_index(tmp_path: Path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    make_index(n=10).save(tmp_path / "idx")
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pq, "write_table", boom)
+    with pytest.raises(KeyboardInterrupt):
+        make_index(n=20).save(tmp_path / "idx")
+    assert len(TrackIndex.load(tmp_path / "idx")) == 10
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+    with pytest.raises(KeyboardInterrupt):
+        make_index(n=20).save(tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_load_refuses_other_model(tmp_path: Path):
+    make_index().save(tmp_path / "idx")
+    with pytest.raises(IndexLoadError, match="built with model 'tiny' .*fingerprint abc123.*zzz"):
+        TrackIndex.load(tmp_path / "idx", model_fingerprint="zzz")
+
+
+def test_load_refuses_corrupt_file(tmp_path: Path):
+    make_index().save(tmp_path / "idx")
+    with (tmp_path / "idx" / FAISS_INDEX).open("ab") as file:
+        file.write(b"garbage")
+    with pytest.raises(IndexLoadError, match="index.faiss fails its checksum"):
+        TrackIndex.load(tmp_path / "idx")
+
+
+def test_load_refuses_other_dimension(tmp_path: Path):
+    make_index().save(tmp_path / "idx")
+    path = tmp_path / "idx" / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["dimension"] = 8
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexLoadError, match="holds 8-d vectors"):
+        TrackIndex.load(tmp_path / "idx")
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: None, "no index directory"),
+        (lambda p: p.mkdir(), "has no manifest.json"),
+        (lambda p: (p.mkdir(), (p / MANIFEST).write_text("{not json")), "cannot read"),
+        (lambda p: (p.mkdir(), (p / MANIFEST).write_text('{"format_version": 99}')), "version 99"),
+    ],
+)
+def test_load_refuses_missing_or_broken_directories(tmp_path: Path, setup, message):
+    setup(tmp_path / "idx")
+    with pytest.raises(IndexLoadError, match=message):
+        TrackIndex.load(tmp_path / "idx")
+
+
+def test_load_refuses_missing_file(tmp_path: Path):
+    make_index().save(tmp_path / "idx")
+    (tmp_path / "idx" / "vectors.npy").unlink()
+    with pytest.raises(IndexLoadError, match="missing vectors.npy"):
+        TrackIndex.load(tmp_path / "idx")
+
+
+def test_cuda_index_without_gpu_faiss_is_refused():
+    from recommender.track_index import _gpu_count
+
+    if _gpu_count():
+        pytest.skip("a GPU is present")
+    with pytest.raises(InvalidInputError, match="sees no GPU"):
+        TrackIndex(softmax_rows(3), make_index(3).tracks, model=MODEL, device="cuda")
+
+
+@pytest.mark.gpu
+def test_gpu_index_matches_cpu_index():
+    from recommender.track_index import _gpu_count
+
+    if not _gpu_count():
+        pytest.skip("needs faiss-gpu and a CUDA GPU")
+    cpu = make_index(n=1000)
+    gpu = TrackIndex(cpu.vectors, cpu.tracks, model=MODEL, device="cuda")
+    assert gpu.device == "cuda"
+    queries = softmax_rows(50, seed=9)
+    np.testing.assert_allclose(
+        gpu.search(queries, 10).scores, cpu.search(queries, 10).scores, atol=1e-4
+    )
