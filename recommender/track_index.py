@@ -123,7 +123,7 @@ class TrackIndex:
         self.tracks = tracks
         self.model = model
         self.extra = dict(extra or {})
-        index = faiss.IndexFlatIP(DIMENSION)
+        index: Any = faiss.IndexFlatIP(DIMENSION)
         index.add(_embed(self.vectors))
         self.device = self._choose_device(device)
         if self.device == "cuda":
@@ -230,7 +230,8 @@ class TrackIndex:
         if manifest.get("dimension") != DIMENSION or manifest.get("emotions") != list(EMOTIONS):
             raise IndexLoadError(
                 f"index {str(root)!r} holds {manifest.get('dimension')}-d vectors over "
-                f"{manifest.get('emotions')}; this service needs {DIMENSION}-d over {list(EMOTIONS)}"
+                f"{manifest.get('emotions')}; this service needs {DIMENSION}-d over "
+                f"{list(EMOTIONS)}"
             )
         if manifest.get("metric") != METRIC:
             raise IndexLoadError(f"index {str(root)!r} uses metric {manifest.get('metric')!r}")

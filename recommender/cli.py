@@ -1,0 +1,278 @@
+"""Command line: a thin click shell over the library. Errors are one line and exit code 1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from recommender.emotions import EMOTIONS
+from recommender.errors import RecommenderError
+
+DEVICE = click.option(
+    "--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if present)"
+)
+MODEL = click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="M",
+    help="Checkpoint directory or hub id (default: $RECOMMENDER_MODEL, else the bundled model).",
+)
+INDEX = click.option(
+    "--index",
+    "index",
+    default=None,
+    metavar="INDEX_DIR",
+    type=click.Path(file_okay=False),
+    help="Index directory (default: $RECOMMENDER_INDEX, else the sample catalogue's index).",
+)
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+class Group(click.Group):
+    """Turns the library's user-fixable errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RecommenderError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="recommender")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Emotion-based music recommendation for Korean text."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _bar(probabilities: dict[str, float]) -> str:
+    return "  ".join(f"{e} {probabilities[e]:.2f}" for e in EMOTIONS)
+
+
+@main.command()
+@click.argument("texts", nargs=-1, required=True)
+@MODEL
+@DEVICE
+@AS_JSON
+def classify(texts: tuple[str, ...], model: str | None, device: str | None, as_json: bool) -> None:
+    """Print the emotion vector of each TEXT."""
+    from recommender.classifier import EmotionClassifier
+    from recommender.emotions import as_mapping
+
+    classifier = EmotionClassifier.from_pretrained(model, device=device)
+    for text, row in zip(texts, classifier.predict_proba(list(texts)), strict=True):
+        emotions = as_mapping(row)
+        if as_json:
+            click.echo(json.dumps({"text": text, "emotions": emotions}, ensure_ascii=False))
+        else:
+            top = max(emotions, key=emotions.__getitem__)
+            click.echo(f"{top:<12} {_bar(emotions)}  {text}")
+
+
+@main.command()
+@click.argument("catalogue", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Index dir.")
+@MODEL
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
+@DEVICE
+@AS_JSON
+def index(
+    catalogue: str,
+    output: str,
+    model: str | None,
+    batch_size: int,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """Classify a catalogue's lyrics (CSV, Parquet or JSONL) into an index directory."""
+    from recommender.classifier import EmotionClassifier
+    from recommender.indexing import build_index, read_catalogue
+
+    read_catalogue(catalogue)  # fail on a bad catalogue before loading the model
+    classifier = EmotionClassifier.from_pretrained(model, device=device, batch_size=batch_size)
+    summary = build_index(
+        catalogue, output, classifier, batch_size=batch_size, progress=not as_json
+    )
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+        return
+    click.echo(
+        f"Indexed {summary.tracks} tracks into {output} "
+        f"({summary.classified} classified, {summary.reused} reused from the previous index)"
+    )
+    if summary.skipped:
+        shown = ", ".join(f"{s['track_id']} ({s['reason']})" for s in summary.skipped[:10])
+        more = f" and {len(summary.skipped) - 10} more" if len(summary.skipped) > 10 else ""
+        click.echo(f"Skipped {len(summary.skipped)} without lyrics: {shown}{more}")
+
+
+@main.command()
+@click.argument("text")
+@INDEX
+@MODEL
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--target",
+    default=None,
+    type=click.Choice(EMOTIONS),
+    help="Shift the mood towards this emotion.",
+)
+@click.option("--genre", default=None, help="Only tracks of this genre.")
+@DEVICE
+@AS_JSON
+def recommend(
+    text: str,
+    index: str | None,
+    model: str | None,
+    k: int,
+    target: str | None,
+    genre: str | None,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """Recommend K tracks for TEXT."""
+    from recommender.service import Recommender
+
+    service = Recommender.load(model, index, device=device)
+    filters = {"genre": genre} if genre else None
+    result = service.recommend(text, k, target=target, filters=filters)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    click.echo(f"You: {_bar(result.emotions)}")
+    for rank, track in enumerate(result.tracks, 1):
+        click.echo(f"{rank:>3}. {track.score:.3f}  {track.title} — {track.artist}")
+
+
+@main.command()
+@INDEX
+@MODEL
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Request threads per worker.",
+)
+@DEVICE
+def serve(
+    index: str | None,
+    model: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    device: str | None,
+) -> None:
+    """Serve the HTTP API under gunicorn (each worker loads the model after fork)."""
+    from recommender.server import serve as run_server
+    from recommender.service import SAMPLE_CATALOGUE, SAMPLE_INDEX, default_index
+
+    target = Path(index or default_index())
+    if not target.exists() and target == SAMPLE_INDEX and SAMPLE_CATALOGUE.exists():
+        # First start without a shipped sample index: build it in a child process, so that the
+        # gunicorn master never holds a model.
+        click.echo(f"Building the sample index at {target} ...", err=True)
+        command = [
+            sys.executable,
+            "-m",
+            "recommender",
+            "index",
+            str(SAMPLE_CATALOGUE),
+            "-o",
+            str(target),
+        ]
+        if model:
+            command += ["--model", model]
+        if subprocess.run(command, check=False).returncode:
+            raise click.ClickException("building the sample index failed")
+    config = {"MODEL": model, "INDEX": str(target), "DEVICE": device}
+    run_server(host=host, port=port, workers=workers, threads=threads, app_config=config)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    envvar="RECOMMENDER_DATA_DIR",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="The shared data folder (emotion/, corpus/) [env RECOMMENDER_DATA_DIR].",
+)
+@click.option(
+    "--diary-dir",
+    envvar="RECOMMENDER_DIARY_DIR",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="Team diary set folder with train.tsv [env RECOMMENDER_DIARY_DIR].",
+)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
+@click.option("--preset", default="small", show_default=True, type=click.Choice(["tiny", "small"]))
+@click.option("--seed", default=13, show_default=True, type=int)
+@DEVICE
+def train(
+    data_dir: str,
+    diary_dir: str | None,
+    output: str,
+    preset: str,
+    seed: int,
+    device: str | None,
+) -> None:
+    """Train an emotion model from the openly licensed data into OUTPUT."""
+    from recommender.training import TrainOptions
+    from recommender.training import train as run_training
+
+    options = TrainOptions(
+        data_dir=Path(data_dir),
+        diary_dir=Path(diary_dir) if diary_dir else None,
+        output_dir=Path(output),
+        seed=seed,
+        device=device,
+        preset=preset,  # type: ignore[arg-type]
+    )
+    click.echo(f"Model saved to {run_training(options)}")
+
+
+@main.command()
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@MODEL
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096))
+@DEVICE
+@AS_JSON
+def evaluate(
+    data: str,
+    text_column: str,
+    label_column: str,
+    model: str | None,
+    batch_size: int,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """Score a model on a labelled CSV/TSV: accuracy, macro-F1, per class, confusion matrix."""
+    from recommender.classifier import EmotionClassifier
+    from recommender.evaluation import evaluate as run_evaluation
+    from recommender.evaluation import load_labelled
+
+    labelled = load_labelled(data, text_column=text_column, label_column=label_column)
+    classifier = EmotionClassifier.from_pretrained(model, device=device, batch_size=batch_size)
+    report = run_evaluation(classifier, labelled, batch_size=batch_size)
+    click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.format())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))
