@@ -81,7 +81,10 @@ def _fingerprint(model: Any, tokenizer: Any) -> str:
 def _in_hub_cache(name: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid hub id
+        return False
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -164,6 +167,8 @@ class EmotionClassifier:
         local = Path(name).is_dir()
         if not local and Path(name).exists():
             raise ModelLoadError(f"model path {name!r} is a file; pass the checkpoint directory")
+        if not local and (name.startswith(("/", ".", "~")) or name.count("/") > 1):
+            raise ModelLoadError(f"no model directory at {name!r}")
         # A hub id is read from the local cache first; the network is tried only when it answers.
         offline = not local and not _in_hub_cache(name) and not _hub_reachable()
         if offline:

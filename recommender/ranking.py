@@ -114,11 +114,11 @@ def _dominant(vector: np.ndarray) -> str:
     return f"{EMOTIONS[i]} ({vector[i]:.0%})"
 
 
-def explain(query: np.ndarray, track: np.ndarray, score: float, target: str | None) -> str:
+def explain(mood: np.ndarray, track: np.ndarray, score: float, target: str | None) -> str:
     """A one-line reason a person can read."""
-    wanted = f"shifted towards {target}" if target else "your mood"
+    wanted = f"your mood shifted towards {target}" if target else "your mood"
     return (
-        f"Matches {wanted}: you read as {_dominant(query)}, this song as {_dominant(track)}; "
+        f"Matches {wanted}: you read as {_dominant(mood)}, this song as {_dominant(track)}; "
         f"similarity {score:.2f}"
     )
 
@@ -134,8 +134,13 @@ def rank(
     options: RankingOptions,
     *,
     target: str | None = None,
+    mood: np.ndarray | None = None,
 ) -> list[RankedTrack]:
-    """The best ``k`` tracks for one query distribution, after the options' rules."""
+    """The best ``k`` tracks for one query distribution, after the options' rules.
+
+    ``mood`` is the text's own vector when ``query`` was shifted towards ``target``.
+    """
+    mood = query if mood is None else mood
     allowed = _filter_mask(index, options.filters) if options.filters else None
     pool = int(allowed.sum()) if allowed is not None else len(index)
     fetch = min(max(options.k * options.overfetch, 50), len(index))
@@ -156,7 +161,7 @@ def rank(
             artist=str(meta["artist"]),
             score=float(score),
             emotions=as_mapping(index.vectors[row]),
-            explanation=explain(query, index.vectors[row], float(score), target),
+            explanation=explain(mood, index.vectors[row], float(score), target),
             metadata={
                 k: v
                 for k, v in meta.items()

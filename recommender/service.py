@@ -100,5 +100,5 @@ class Recommender:
         if target is not None:
             target = parse_emotion(target)
             query = shift_query(vector, target, shift_strength)
-        tracks = rank(query, self.index, options, target=target)
+        tracks = rank(query, self.index, options, target=target, mood=vector)
         return Recommendation(emotions=as_mapping(vector), tracks=tracks, target=target)
