@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.emotions import EMOTIONS, as_mapping
+from recommender.emotions import EMOTIONS, as_mapping, parse_emotion
 from recommender.errors import InvalidInputError
 from recommender.track_index import TrackIndex
 
@@ -144,8 +144,10 @@ def rank(
     allowed = _filter_mask(index, options.filters) if options.filters else None
     pool = int(allowed.sum()) if allowed is not None else len(index)
     fetch = min(max(options.k * options.overfetch, 50), len(index))
+    exact = False
     while True:
-        result = index.search(query[None, :], max(fetch, 1))
+        # A widened search is exact: an approximate index may hold back rows a filter needs.
+        result = index.search(query[None, :], max(fetch, 1), exact=exact)
         ids, scores = result.ids[0], result.scores[0]
         keep = ids >= 0
         if allowed is not None:
@@ -153,7 +155,7 @@ def rank(
         picked = _select(ids[keep], scores[keep], index, options)
         if len(picked) >= options.k or fetch >= len(index) or len(picked) >= pool:
             break
-        fetch = min(fetch * 4, len(index))
+        fetch, exact = min(fetch * 4, len(index)), True
     return [
         RankedTrack(
             track_id=str(meta["track_id"]),
@@ -223,5 +225,5 @@ def shift_query(query: np.ndarray, target: str, strength: float) -> np.ndarray:
     ):
         raise InvalidInputError(f"shift_strength must be a number in [0, 1]; got {strength!r}")
     corner = np.zeros(len(EMOTIONS), dtype=np.float32)
-    corner[EMOTIONS.index(target)] = 1.0
+    corner[EMOTIONS.index(parse_emotion(target))] = 1.0
     return ((1.0 - strength) * query + strength * corner).astype(np.float32)
