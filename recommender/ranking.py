@@ -62,15 +62,17 @@ class RankedTrack:
     metadata: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "track_id": self.track_id,
             "title": self.title,
             "artist": self.artist,
             "score": round(self.score, 4),
             "emotions": self.emotions,
             "explanation": self.explanation,
-            **{k: v for k, v in self.metadata.items() if v is not None},
         }
+        # Catalogue columns ride along, but never replace a contract field of the same name.
+        body.update({k: v for k, v in self.metadata.items() if v is not None and k not in body})
+        return body
 
 
 def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
