@@ -22,8 +22,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from recommender import faiss_indexes
 from recommender.emotions import EMOTIONS
 from recommender.errors import IndexLoadError, InvalidInputError
+from recommender.faiss_indexes import IndexType
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ _MANIFEST_KEYS = {
     "dimension",
     "emotions",
     "index_type",
+    "index_params",
     "count",
     "files",
     "created_at",
@@ -102,7 +105,13 @@ def _gpu_count() -> int:
 
 
 class TrackIndex:
-    """Exact search over a catalogue's emotion vectors, with the tracks' metadata beside them."""
+    """Search over a catalogue's emotion vectors, with the tracks' metadata beside them.
+
+    ``index_type`` ``auto`` is exact (flat) below ``auto_threshold`` tracks and IVF-Flat above
+    it; ``flat``, ``ivf`` and ``hnsw`` force a type. ``index_params`` overrides the structure's
+    parameters (``nlist``, ``nprobe``; ``m``, ``ef_construction``, ``ef_search``); search-time
+    ones left out are tuned on the data when the index is built.
+    """
 
     def __init__(
         self,
@@ -112,20 +121,43 @@ class TrackIndex:
         model: ModelIdentity,
         device: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        index_type: IndexType = "auto",
+        index_params: Mapping[str, Any] | None = None,
+        auto_threshold: int | None = None,
     ) -> None:
-        import faiss
-
         self.vectors = check_vectors(vectors)
         if tracks.num_rows != len(self.vectors):
             raise InvalidInputError(
                 f"{tracks.num_rows} track rows for {len(self.vectors)} vectors; they must match"
             )
+        device = self._choose_device(device)
+        if index_type == "auto" and device == "cuda":
+            index_type = "flat"  # a GPU scans even 100M six-number vectors in milliseconds
+        self.index_type = faiss_indexes.resolve_type(index_type, len(self.vectors), auto_threshold)
+        self.index_params = dict(index_params or {})
+        index = faiss_indexes.build(self.index_type, _embed(self.vectors), self.index_params)
+        self._finish(tracks, model, device, extra, index)
+
+    def _finish(
+        self,
+        tracks: Any,
+        model: ModelIdentity,
+        device: str | None,
+        extra: Mapping[str, Any] | None,
+        index: Any,
+    ) -> None:
+        import faiss
+
         self.tracks = tracks
         self.model = model
         self.extra = dict(extra or {})
-        index: Any = faiss.IndexFlatIP(DIMENSION)
-        index.add(_embed(self.vectors))
         self.device = self._choose_device(device)
+        if self.device == "cuda" and self.index_type != "flat":
+            log.warning(
+                "the %s index searches on the CPU; only flat indexes move to the GPU",
+                self.index_type,
+            )
+            self.device = "cpu"
         if self.device == "cuda":
             index = faiss.index_cpu_to_all_gpus(index)
         self.index = index
@@ -147,12 +179,22 @@ class TrackIndex:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def search(self, queries: Any, k: int) -> SearchResult:
-        """The ``k`` tracks nearest each query distribution, best first."""
+    def search(self, queries: Any, k: int, *, exact: bool = False) -> SearchResult:
+        """The ``k`` tracks nearest each query distribution, best first.
+
+        An approximate index may miss a few true neighbours; ``exact`` scans every track.
+        """
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer; got {k!r}")
         queries = check_vectors(queries, name="queries")
-        scores, ids = self.index.search(_embed(queries), min(k, max(len(self), 1)))
+        scores, ids = faiss_indexes.search(
+            self.index,
+            self.index_type,
+            self.index_params,
+            _embed(queries),
+            min(k, max(len(self), 1)),
+            exact,
+        )
         if k > scores.shape[1]:
             pad = k - scores.shape[1]
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
@@ -176,7 +218,8 @@ class TrackIndex:
             "metric": METRIC,
             "dimension": DIMENSION,
             "emotions": list(EMOTIONS),
-            "index_type": "flat",
+            "index_type": self.index_type,
+            "index_params": self.index_params,
             "count": len(self),
             **self.extra,
         }
@@ -217,6 +260,7 @@ class TrackIndex:
         device: str | None = None,
     ) -> TrackIndex:
         """Load an index directory, refusing one that is corrupt or made by another model."""
+        import faiss
         import pyarrow.parquet as pq
 
         manifest = read_manifest(path)
@@ -248,7 +292,19 @@ class TrackIndex:
         if len(vectors) != manifest["count"] or tracks.num_rows != manifest["count"]:
             raise IndexLoadError(f"index {str(root)!r}: counts disagree with its manifest")
         extra = {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS}
-        return cls(vectors, tracks, model=model, device=device, extra=extra)
+        index_type = manifest.get("index_type", "flat")
+        if index_type not in faiss_indexes.INDEX_TYPES or index_type == "auto":
+            raise IndexLoadError(f"index {str(root)!r} has unknown index type {index_type!r}")
+        index = faiss.read_index(str(root / FAISS_INDEX))
+        if index.ntotal != len(vectors) or index.d != DIMENSION:
+            raise IndexLoadError(f"index {str(root)!r}: {FAISS_INDEX} disagrees with its manifest")
+        self = cls.__new__(cls)
+        self.vectors = check_vectors(vectors)
+        self.index_type = index_type
+        self.index_params = dict(manifest.get("index_params") or {})
+        faiss_indexes.apply_search_params(index, index_type, self.index_params)
+        self._finish(tracks, model, device, extra, index)
+        return self
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
