@@ -105,10 +105,17 @@ def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
             raise InvalidInputError(
                 f"filter {name!r} must be a value or a non-empty list of values"
             )
-        allowed = {str(v).casefold() for v in options}
+        allowed = {_filter_key(v) for v in options}
         values = index.tracks.column(name).to_pylist()
-        mask &= np.array([v is not None and str(v).casefold() in allowed for v in values])
+        mask &= np.array([v is not None and _filter_key(v) in allowed for v in values])
     return mask
+
+
+def _filter_key(value: Any) -> str:
+    """A value compared case-insensitively as text; whole floats read as integers (1990.0)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).casefold()
 
 
 def _dominant(vector: np.ndarray) -> str:
