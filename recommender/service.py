@@ -89,8 +89,14 @@ class Recommender:
         diversity: float = 0.0,
     ) -> Recommendation:
         """Tracks whose lyrics match the text's emotion (or one shifted towards ``target``)."""
+        if filters is None:
+            filters = {}
         options = RankingOptions(
-            k=k, per_artist=per_artist, diversity=diversity, filters=dict(filters or {})
+            k=k,
+            per_artist=per_artist,
+            diversity=diversity,
+            # A copy of a mapping; anything else is refused by RankingOptions with a clear error.
+            filters=dict(filters) if isinstance(filters, Mapping) else filters,
         )
         if not isinstance(text, str):
             raise InvalidInputError(f"text must be a string; got {type(text).__name__}")
