@@ -1,6 +1,6 @@
 """Emotion-based music recommendation for Korean text."""
 
-from recommender.classifier import EmotionClassifier, EmotionModel
+from recommender.classifier import EmotionClassifier, EmotionModel, load_classifier
 from recommender.emotions import EMOTIONS
 from recommender.errors import (
     CatalogueError,
@@ -11,6 +11,7 @@ from recommender.errors import (
     RecommenderError,
 )
 from recommender.indexing import build_index, read_catalogue
+from recommender.onnx_engine import OnnxEmotionClassifier, export_onnx
 from recommender.service import Recommendation, Recommender
 from recommender.track_index import TrackIndex
 
@@ -23,10 +24,13 @@ __all__ = [
     "IndexLoadError",
     "InvalidInputError",
     "ModelLoadError",
+    "OnnxEmotionClassifier",
     "Recommendation",
     "Recommender",
     "RecommenderError",
     "TrackIndex",
     "build_index",
+    "export_onnx",
+    "load_classifier",
     "read_catalogue",
 ]

@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "MODEL": None,  # None: RECOMMENDER_MODEL, else the bundled model
     "INDEX": None,  # None: RECOMMENDER_INDEX, else the sample catalogue's index
     "DEVICE": None,
+    "ENGINE": None,  # None: RECOMMENDER_ENGINE, else onnx for an ONNX export dir, else torch
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "MAX_TEXT_LENGTH": 5000,
     "MAX_TEXTS": 64,
@@ -93,7 +94,10 @@ def create_app(
 
     def load() -> Recommender:
         return Recommender.load(
-            app.config["MODEL"], app.config["INDEX"], device=app.config["DEVICE"]
+            app.config["MODEL"],
+            app.config["INDEX"],
+            device=app.config["DEVICE"],
+            engine=app.config["ENGINE"],
         )
 
     app.extensions[EXTENSION] = ServiceSlot(None if service else load, service)

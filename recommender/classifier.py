@@ -8,19 +8,19 @@ import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from recommender.emotions import EMOTIONS, label_order
+from recommender.emotions import label_order
 from recommender.errors import InvalidInputError, ModelLoadError
+from recommender.windowing import predict_windowed, predict_windows, window_limit
 
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = Path(__file__).parent / "bundled_model"
 REFERENCE_MODEL = "Jinuuuu/KoELECTRA_fine_tunning_emotion"
-MAX_WINDOW = 512
 
 
 @runtime_checkable
@@ -36,6 +36,38 @@ class EmotionModel(Protocol):
 def default_model() -> str:
     """The model used when none is named: ``RECOMMENDER_MODEL``, else the bundled one."""
     return os.environ.get("RECOMMENDER_MODEL") or str(BUNDLED_MODEL)
+
+
+Engine = Literal["torch", "onnx"]
+ENGINES: tuple[Engine, ...] = ("torch", "onnx")
+
+
+def load_classifier(
+    name_or_path: str | os.PathLike[str] | None = None,
+    *,
+    engine: Engine | None = None,
+    device: str | None = None,
+    batch_size: int = 32,
+) -> EmotionModel:
+    """Load a model with the chosen engine: ``engine``, else ``RECOMMENDER_ENGINE``, else ONNX
+    Runtime for an ONNX export directory (one with ``model.onnx``) and PyTorch otherwise."""
+    from recommender.onnx_engine import OnnxEmotionClassifier, is_onnx_dir
+
+    name = str(name_or_path) if name_or_path is not None else default_model()
+    chosen = engine or os.environ.get("RECOMMENDER_ENGINE") or None
+    if chosen is not None and chosen not in ENGINES:
+        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}; got {chosen!r}")
+    onnx_dir = is_onnx_dir(name)
+    if chosen is None:
+        chosen = "onnx" if onnx_dir else "torch"
+    if chosen == "onnx":
+        return OnnxEmotionClassifier.from_pretrained(name, device=device, batch_size=batch_size)
+    if onnx_dir:
+        raise ModelLoadError(
+            f"{name!r} is an ONNX export; load it with engine 'onnx', or pass its source "
+            f"checkpoint to use the PyTorch engine"
+        )
+    return EmotionClassifier.from_pretrained(name, device=device, batch_size=batch_size)
 
 
 def validate_texts(texts: Sequence[str], *, max_texts: int | None = None) -> list[str]:
@@ -141,12 +173,7 @@ class EmotionClassifier:
         self.device = device
         self.batch_size = batch_size
         self.columns = label_order(model.config.id2label)
-        limit = min(
-            getattr(model.config, "max_position_embeddings", MAX_WINDOW),
-            tokenizer.model_max_length,
-            MAX_WINDOW,
-        )
-        self.window = min(window or limit, limit)
+        self.window = window_limit(model.config, tokenizer, window)
         self.stride = stride if stride is not None else self.window // 4
         self.fingerprint = _fingerprint(model, tokenizer)
 
@@ -189,43 +216,35 @@ class EmotionClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, 6)`` float32 probabilities in canonical order, rows summing to 1."""
-        texts = validate_texts(texts)
-        if not texts:
-            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        encoded = self.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.window,
+        return predict_windowed(
+            validate_texts(texts),
+            self.tokenizer,
+            self._logits,
+            columns=self.columns,
+            window=self.window,
             stride=self.stride,
-            return_overflowing_tokens=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
+            batch_size=self.batch_size,
         )
-        windows: list[list[int]] = encoded["input_ids"]
-        owner = np.asarray(encoded["overflow_to_sample_mapping"])
-        window_probs = self._predict_windows(windows)
-        weights = np.array([len(ids) for ids in windows], dtype=np.float64)
-        combined = np.zeros((len(texts), len(EMOTIONS)), dtype=np.float64)
-        np.add.at(combined, owner, window_probs * weights[:, None])
-        combined /= combined.sum(axis=1, keepdims=True)
-        return combined.astype(np.float32)
 
     def _predict_windows(self, windows: list[list[int]]) -> np.ndarray:
         """Softmax of every window, batched longest first and padded to each batch's longest."""
+        return predict_windows(
+            windows,
+            self._logits,
+            columns=self.columns,
+            batch_size=self.batch_size,
+            pad_id=self.tokenizer.pad_token_id or 0,
+        )
+
+    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch
 
-        order = np.argsort([-len(ids) for ids in windows], kind="stable")
-        out = np.empty((len(windows), len(EMOTIONS)), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                inputs = self.tokenizer.pad(
-                    {"input_ids": [windows[i] for i in batch]}, return_tensors="pt"
-                ).to(self.device)
-                logits = self.model(**inputs).logits.float()
-                probs = torch.softmax(logits, dim=-1)[:, self.columns]
-                out[batch] = probs.cpu().numpy()
-        return out
+            logits = self.model(
+                input_ids=torch.from_numpy(input_ids).to(self.device),
+                attention_mask=torch.from_numpy(attention_mask).to(self.device),
+            ).logits
+            return logits.float().cpu().numpy()
 
     def __repr__(self) -> str:
         return f"EmotionClassifier(name={self.name!r}, device={self.device!r})"

@@ -8,12 +8,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from recommender.emotions import EMOTIONS
 from recommender.errors import RecommenderError
+
+if TYPE_CHECKING:
+    from recommender.classifier import Engine
 
 DEVICE = click.option(
     "--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if present)"
@@ -34,6 +37,13 @@ INDEX = click.option(
     help="Index directory (default: $RECOMMENDER_INDEX, else the sample catalogue's index).",
 )
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+ENGINE = click.option(
+    "--engine",
+    default=None,
+    type=click.Choice(["torch", "onnx"]),
+    help="Inference engine (default: $RECOMMENDER_ENGINE, else onnx for an ONNX export "
+    "directory, else torch).",
+)
 
 
 class Group(click.Group):
@@ -63,14 +73,21 @@ def _bar(probabilities: dict[str, float]) -> str:
 @main.command()
 @click.argument("texts", nargs=-1, required=True)
 @MODEL
+@ENGINE
 @DEVICE
 @AS_JSON
-def classify(texts: tuple[str, ...], model: str | None, device: str | None, as_json: bool) -> None:
+def classify(
+    texts: tuple[str, ...],
+    model: str | None,
+    engine: Engine | None,
+    device: str | None,
+    as_json: bool,
+) -> None:
     """Print the emotion vector of each TEXT."""
-    from recommender.classifier import EmotionClassifier
+    from recommender.classifier import load_classifier
     from recommender.emotions import as_mapping
 
-    classifier = EmotionClassifier.from_pretrained(model, device=device)
+    classifier = load_classifier(model, engine=engine, device=device)
     for text, row in zip(texts, classifier.predict_proba(list(texts)), strict=True):
         emotions = as_mapping(row)
         if as_json:
@@ -84,6 +101,7 @@ def classify(texts: tuple[str, ...], model: str | None, device: str | None, as_j
 @click.argument("catalogue", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Index dir.")
 @MODEL
+@ENGINE
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @DEVICE
 @AS_JSON
@@ -91,16 +109,17 @@ def index(
     catalogue: str,
     output: str,
     model: str | None,
+    engine: Engine | None,
     batch_size: int,
     device: str | None,
     as_json: bool,
 ) -> None:
     """Classify a catalogue's lyrics (CSV, Parquet or JSONL) into an index directory."""
-    from recommender.classifier import EmotionClassifier
+    from recommender.classifier import load_classifier
     from recommender.indexing import build_index, read_catalogue
 
     read_catalogue(catalogue)  # fail on a bad catalogue before loading the model
-    classifier = EmotionClassifier.from_pretrained(model, device=device, batch_size=batch_size)
+    classifier = load_classifier(model, engine=engine, device=device, batch_size=batch_size)
     summary = build_index(
         catalogue, output, classifier, batch_size=batch_size, progress=not as_json
     )
@@ -129,6 +148,7 @@ def index(
     help="Shift the mood towards this emotion.",
 )
 @click.option("--genre", default=None, help="Only tracks of this genre.")
+@ENGINE
 @DEVICE
 @AS_JSON
 def recommend(
@@ -138,13 +158,14 @@ def recommend(
     k: int,
     target: str | None,
     genre: str | None,
+    engine: Engine | None,
     device: str | None,
     as_json: bool,
 ) -> None:
     """Recommend K tracks for TEXT."""
     from recommender.service import Recommender
 
-    service = Recommender.load(model, index, device=device)
+    service = Recommender.load(model, index, device=device, engine=engine)
     filters = {"genre": genre} if genre else None
     result = service.recommend(text, k, target=target, filters=filters)
     if as_json:
@@ -168,6 +189,7 @@ def recommend(
     type=click.IntRange(1, 64),
     help="Request threads per worker.",
 )
+@ENGINE
 @DEVICE
 def serve(
     index: str | None,
@@ -176,6 +198,7 @@ def serve(
     port: int,
     workers: int,
     threads: int,
+    engine: Engine | None,
     device: str | None,
 ) -> None:
     """Serve the HTTP API under gunicorn (each worker loads the model after fork)."""
@@ -198,9 +221,11 @@ def serve(
         ]
         if model:
             command += ["--model", model]
+        if engine:
+            command += ["--engine", engine]
         if subprocess.run(command, check=False).returncode:
             raise click.ClickException("building the sample index failed")
-    config = {"MODEL": model, "INDEX": str(target), "DEVICE": device}
+    config = {"MODEL": model, "INDEX": str(target), "DEVICE": device, "ENGINE": engine}
     run_server(host=host, port=port, workers=workers, threads=threads, app_config=config)
 
 
@@ -251,6 +276,7 @@ def train(
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
 @MODEL
+@ENGINE
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096))
 @DEVICE
 @AS_JSON
@@ -259,19 +285,32 @@ def evaluate(
     text_column: str,
     label_column: str,
     model: str | None,
+    engine: Engine | None,
     batch_size: int,
     device: str | None,
     as_json: bool,
 ) -> None:
     """Score a model on a labelled CSV/TSV: accuracy, macro-F1, per class, confusion matrix."""
-    from recommender.classifier import EmotionClassifier
+    from recommender.classifier import load_classifier
     from recommender.evaluation import evaluate as run_evaluation
     from recommender.evaluation import load_labelled
 
     labelled = load_labelled(data, text_column=text_column, label_column=label_column)
-    classifier = EmotionClassifier.from_pretrained(model, device=device, batch_size=batch_size)
+    classifier = load_classifier(model, engine=engine, device=device, batch_size=batch_size)
     report = run_evaluation(classifier, labelled, batch_size=batch_size)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.format())
+
+
+@main.command("export-onnx")
+@click.argument("checkpoint", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Export dir.")
+@click.option("--int8", is_flag=True, help="Quantize the weights to int8 (dynamic quantization).")
+def export_onnx(checkpoint: str, output: str, int8: bool) -> None:
+    """Export a CHECKPOINT directory to ONNX for the onnx engine (`--engine onnx`)."""
+    from recommender.onnx_engine import export_onnx as run_export
+
+    run_export(checkpoint, output, quantize=int8)
+    click.echo(f"Exported {checkpoint} ({'int8' if int8 else 'fp32'}) to {output}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.classifier import EmotionModel, validate_texts
+from recommender.classifier import EmotionModel, Engine, validate_texts
 from recommender.emotions import as_mapping, parse_emotion
 from recommender.errors import InvalidInputError
 from recommender.ranking import RankedTrack, RankingOptions, rank, shift_query
@@ -60,11 +60,12 @@ class Recommender:
         index: str | os.PathLike[str] | None = None,
         *,
         device: str | None = None,
+        engine: Engine | None = None,
     ) -> Recommender:
         """Load a model (default: configured) and the index built with it (default: sample)."""
-        from recommender.classifier import EmotionClassifier
+        from recommender.classifier import load_classifier
 
-        classifier = EmotionClassifier.from_pretrained(model, device=device)
+        classifier = load_classifier(model, engine=engine, device=device)
         track_index = TrackIndex.load(
             index if index is not None else default_index(),
             model_fingerprint=classifier.fingerprint,

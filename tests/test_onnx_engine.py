@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recommender.classifier import EmotionClassifier, EmotionModel, load_classifier
+from recommender.cli import main
+from recommender.errors import InvalidInputError, ModelLoadError
+from recommender.onnx_engine import METADATA_FILE, OnnxEmotionClassifier, export_onnx, is_onnx_dir
+
+from .conftest import SENTENCES
+
+ARIRANG = "아리랑 아리랑 아라리요 아리랑 고개로 넘어간다"
+LONG_TEXT = " ".join([ARIRANG] * 20) + " 비가 와서 슬프다" * 9
+TEXTS = [*SENTENCES, "행복", "비", "내일 시험이 걱정된다 정말 많이 걱정된다", LONG_TEXT]
+
+
+@pytest.fixture(scope="session")
+def onnx_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("onnx")
+    return {
+        "fp32": export_onnx(tiny_model_dir, root / "fp32"),
+        "int8": export_onnx(tiny_model_dir, root / "int8", quantize=True),
+    }
+
+
+@pytest.fixture(scope="session")
+def onnx_models(onnx_dirs: dict[str, Path]) -> dict[str, OnnxEmotionClassifier]:
+    return {
+        precision: OnnxEmotionClassifier.from_pretrained(path, batch_size=4)
+        for precision, path in onnx_dirs.items()
+    }
+
+
+def test_export_dir_holds_model_tokenizer_config_and_metadata(onnx_dirs, tiny_classifier):
+    for precision, path in onnx_dirs.items():
+        assert is_onnx_dir(path)
+        assert (path / "config.json").is_file()
+        assert (path / "tokenizer.json").is_file()
+        metadata = json.loads((path / METADATA_FILE).read_text())
+        assert metadata["precision"] == precision
+        assert metadata["source_fingerprint"] == tiny_classifier.fingerprint
+        assert metadata["opset"] >= 17
+    import onnx
+
+    def op_types(path: Path) -> set[str]:
+        return {node.op_type for node in onnx.load(str(path / "model.onnx")).graph.node}
+
+    assert "MatMulInteger" in op_types(onnx_dirs["int8"])
+    assert "MatMulInteger" not in op_types(onnx_dirs["fp32"])
+
+
+def test_long_text_spans_several_windows(onnx_models):
+    model = onnx_models["fp32"]
+    assert len(model.tokenizer(LONG_TEXT)["input_ids"]) > 2 * model.window
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_output_contract(onnx_models, precision):
+    probs = onnx_models[precision].predict_proba(TEXTS)
+    assert isinstance(onnx_models[precision], EmotionModel)
+    assert probs.shape == (len(TEXTS), 6)
+    assert probs.dtype == np.float32
+    assert (probs >= 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert onnx_models[precision].predict_proba([]).shape == (0, 6)
+
+
+@pytest.mark.parametrize(
+    ("precision", "max_delta", "min_agreement"),
+    # The tiny model's weights are random and large (initializer_range 0.6), a harsher test of
+    # int8 than a trained model; the benchmark measures agreement on a real-size model.
+    [("fp32", 1e-4, 1.0), ("int8", 0.2, 0.8)],
+)
+def test_agrees_with_pytorch(onnx_models, tiny_classifier, precision, max_delta, min_agreement):
+    reference = tiny_classifier.predict_proba(TEXTS)
+    probs = onnx_models[precision].predict_proba(TEXTS)
+    assert np.abs(probs - reference).max() <= max_delta
+    assert (probs.argmax(axis=1) == reference.argmax(axis=1)).mean() >= min_agreement
+
+
+def test_batched_results_match_one_at_a_time(onnx_models):
+    model = onnx_models["fp32"]
+    single = np.vstack([model.predict_proba([t]) for t in TEXTS])
+    np.testing.assert_allclose(model.predict_proba(TEXTS), single, atol=1e-5)
+
+
+def test_fingerprints_differ_by_engine_and_precision(onnx_models, onnx_dirs, tiny_classifier):
+    fingerprints = {
+        "torch": tiny_classifier.fingerprint,
+        "fp32": onnx_models["fp32"].fingerprint,
+        "int8": onnx_models["int8"].fingerprint,
+    }
+    assert len(set(fingerprints.values())) == 3
+    again = OnnxEmotionClassifier.from_pretrained(onnx_dirs["fp32"])
+    assert again.fingerprint == fingerprints["fp32"]
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        ("a bare string", "single string"),
+        (["ok", ""], "text 1 is empty"),
+        (["   \n"], "text 0 is empty"),
+        (["ok", 3], "text 1 is int"),
+        ([None], "text 0 is NoneType"),
+        (42, "got int"),
+    ],
+)
+def test_bad_texts_are_refused_as_by_pytorch(onnx_models, tiny_classifier, texts, message):
+    with pytest.raises(InvalidInputError, match=message):
+        onnx_models["fp32"].predict_proba(texts)
+    with pytest.raises(InvalidInputError, match=message):
+        tiny_classifier.predict_proba(texts)
+
+
+def test_loader_picks_engine_from_directory_option_and_environment(
+    monkeypatch, tiny_model_dir, onnx_dirs
+):
+    monkeypatch.delenv("RECOMMENDER_ENGINE", raising=False)
+    assert isinstance(load_classifier(tiny_model_dir, device="cpu"), EmotionClassifier)
+    assert isinstance(load_classifier(onnx_dirs["int8"]), OnnxEmotionClassifier)
+    assert isinstance(load_classifier(onnx_dirs["fp32"], engine="onnx"), OnnxEmotionClassifier)
+    monkeypatch.setenv("RECOMMENDER_ENGINE", "onnx")
+    assert isinstance(load_classifier(onnx_dirs["fp32"]), OnnxEmotionClassifier)
+    monkeypatch.setenv("RECOMMENDER_MODEL", str(onnx_dirs["fp32"]))
+    assert load_classifier().name == str(onnx_dirs["fp32"])
+    # An explicit option wins over the environment.
+    monkeypatch.setenv("RECOMMENDER_ENGINE", "torch")
+    assert isinstance(load_classifier(onnx_dirs["fp32"], engine="onnx"), OnnxEmotionClassifier)
+    assert isinstance(load_classifier(tiny_model_dir, device="cpu"), EmotionClassifier)
+
+
+def test_loader_refuses_mismatched_or_unknown_engines(monkeypatch, tiny_model_dir, onnx_dirs):
+    monkeypatch.delenv("RECOMMENDER_ENGINE", raising=False)
+    with pytest.raises(ModelLoadError, match="not an ONNX export.*export-onnx"):
+        load_classifier(tiny_model_dir, engine="onnx")
+    with pytest.raises(ModelLoadError, match="is an ONNX export.*engine 'onnx'"):
+        load_classifier(onnx_dirs["fp32"], engine="torch")
+    with pytest.raises(InvalidInputError, match="engine must be one of torch, onnx; got 'tf'"):
+        load_classifier(tiny_model_dir, engine="tf")  # type: ignore[arg-type]
+    monkeypatch.setenv("RECOMMENDER_ENGINE", "tensorrt")
+    with pytest.raises(InvalidInputError, match="got 'tensorrt'"):
+        load_classifier(tiny_model_dir)
+
+
+def test_cuda_request_without_cuda_provider_is_refused(onnx_dirs):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA provider present")
+    with pytest.raises(ModelLoadError, match="no CUDA provider"):
+        OnnxEmotionClassifier.from_pretrained(onnx_dirs["fp32"], device="cuda")
+
+
+def test_cli_exports_and_classifies_with_the_onnx_engine(tmp_path, tiny_model_dir, onnx_models):
+    runner = CliRunner()
+    out = tmp_path / "exported"
+    result = runner.invoke(main, ["export-onnx", str(tiny_model_dir), "-o", str(out), "--int8"])
+    assert result.exit_code == 0, result.output
+    assert "int8" in result.output
+    assert json.loads((out / METADATA_FILE).read_text())["precision"] == "int8"
+    result = runner.invoke(
+        main, ["classify", "오늘은 정말 행복한 하루였다", "--model", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    emotions = json.loads(result.output)["emotions"]
+    expected = onnx_models["int8"].predict_proba(["오늘은 정말 행복한 하루였다"])[0]
+    np.testing.assert_allclose(list(emotions.values()), expected, atol=1e-3)
+    result = runner.invoke(main, ["classify", "안녕", "--model", str(out), "--engine", "torch"])
+    assert result.exit_code == 1
+    assert "is an ONNX export" in result.output
+
+
+def test_cli_export_of_a_missing_checkpoint_fails_cleanly(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["export-onnx", str(empty), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "cannot load model from" in result.output
