@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from recommender.errors import InvalidInputError, RecommenderError
 from recommender.service import Recommender
@@ -148,11 +148,12 @@ def _json_body() -> dict[str, Any]:
             "unsupported_media_type",
             f"send JSON with content-type application/json; got {request.mimetype or 'none'!r}",
         )
-    body = request.get_json(silent=True)
-    if body is None:
-        raise InvalidInputError("request body is not valid JSON")
+    try:
+        body = request.get_json()
+    except BadRequest:  # only a body that does not parse; null parses and is refused below
+        raise InvalidInputError("request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise InvalidInputError(f"request body must be a JSON object; got {type(body).__name__}")
+        raise InvalidInputError(f"request body must be a JSON object; got {_json_type(body)}")
     return body
 
 
