@@ -198,7 +198,9 @@ def recommend() -> Any:
     text = _text(body["text"], "text")
     k = _integer(body, "k", config["DEFAULT_K"], 1, config["MAX_K"])
     per_artist = _integer(body, "per_artist", 2, 1, config["MAX_K"])
-    filters = body.get("filters") or {}
+    filters = body.get("filters")
+    if filters is None:
+        filters = {}
     if not isinstance(filters, dict):
         raise InvalidInputError(f"'filters' must be an object; got {_json_type(filters)}")
     target = body.get("target")
