@@ -53,7 +53,8 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except RecommenderError as error:
-            click.echo(f"Error: {error}", err=True)
+            # Messages can quote multi-line text from transformers or pandas: keep one line.
+            click.echo(f"Error: {' '.join(str(error).split())}", err=True)
             ctx.exit(1)
 
 
