@@ -104,6 +104,13 @@ def classify(
 @MODEL
 @ENGINE
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
+@click.option(
+    "--index-type",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "flat", "ivf", "hnsw"]),
+    help="Search structure: auto is exact below 100,000 tracks and IVF above.",
+)
 @DEVICE
 @AS_JSON
 def index(
@@ -112,6 +119,7 @@ def index(
     model: str | None,
     engine: Engine | None,
     batch_size: int,
+    index_type: str,
     device: str | None,
     as_json: bool,
 ) -> None:
@@ -122,7 +130,12 @@ def index(
     read_catalogue(catalogue)  # fail on a bad catalogue before loading the model
     classifier = load_classifier(model, engine=engine, device=device, batch_size=batch_size)
     summary = build_index(
-        catalogue, output, classifier, batch_size=batch_size, progress=not as_json
+        catalogue,
+        output,
+        classifier,
+        batch_size=batch_size,
+        progress=not as_json,
+        index_type=index_type,  # type: ignore[arg-type]
     )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))

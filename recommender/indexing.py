@@ -18,6 +18,7 @@ import numpy as np
 from recommender.classifier import EmotionModel
 from recommender.emotions import EMOTIONS
 from recommender.errors import CatalogueError, IndexLoadError
+from recommender.faiss_indexes import IndexType
 from recommender.track_index import ModelIdentity, TrackIndex, read_manifest
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def build_index(
     batch_size: int = 64,
     progress: bool = False,
     device: str | None = "cpu",
+    index_type: IndexType = "auto",
 ) -> IndexSummary:
     """Classify the catalogue's lyrics (only those not already indexed) and save an index."""
     import pyarrow as pa
@@ -168,6 +170,7 @@ def build_index(
         model=ModelIdentity(model.name, model.fingerprint),
         device=device,
         extra={"catalogue": Path(catalogue).name, "skipped": len(skipped)},
+        index_type=index_type,
     )
     index.save(output)
     log.info(
