@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,9 +94,11 @@ def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
                 raise InvalidInputError(
                     f"filter {name!r} needs a {column!r} column in the catalogue"
                 )
-            values = np.array(index.tracks.column(column).to_pylist(), dtype=object)
-            known = np.array([v is not None for v in values])
-            mask &= known & compare(np.where(known, values, 0).astype(float), wanted)
+            numbers = np.array(
+                [_as_number(v) for v in index.tracks.column(column).to_pylist()], dtype=float
+            )
+            known = ~np.isnan(numbers)
+            mask &= known & compare(np.where(known, numbers, 0.0), wanted)
             continue
         if name not in columns:
             valid = sorted(columns | set(RANGE_FILTERS) | SPECIAL_FILTERS)
@@ -109,6 +112,14 @@ def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
         values = index.tracks.column(name).to_pylist()
         mask &= np.array([v is not None and _filter_key(v) in allowed for v in values])
     return mask
+
+
+def _as_number(value: Any) -> float:
+    """A catalogue value as a number; NaN when missing or not numeric (CSV columns are text)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _filter_key(value: Any) -> str:
