@@ -143,6 +143,15 @@ def test_numeric_equality_filter_matches_a_float_column():
     assert sorted(ids(tracks)) == ["t0", "t2"]
 
 
+def test_year_range_over_a_text_column_skips_values_that_are_not_numbers():
+    # CSV catalogues are read as text: years are strings and some are not numbers at all.
+    index = make_index(dirichlet(5), year=["1990", "unknown", None, "2001.0", "199x"])
+    tracks = rank(HAPPY, index, RankingOptions(k=5, filters={"year_min": 1995}))
+    assert ids(tracks) == ["t3"]
+    tracks = rank(HAPPY, index, RankingOptions(k=5, filters={"year_max": 2001}))
+    assert sorted(ids(tracks)) == ["t0", "t3"]
+
+
 def test_unknown_filter_lists_the_valid_ones(catalogue: TrackIndex):
     message = (
         "unknown filter 'mood'; valid filters: artist, exclude_track_ids, genre, language, "
