@@ -29,10 +29,14 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
+        import faiss
         import torch
 
-        # Workers share the machine's cores: splitting them avoids oversubscription.
+        # Workers share the machine's cores: splitting them avoids oversubscription. FAISS gets
+        # the same share: a one-query search gains nothing from more, and idle OpenMP threads
+        # spin on cores the other workers need.
         torch.set_num_threads(self.torch_threads)
+        faiss.omp_set_num_threads(self.torch_threads)
         from recommender.api import create_app
 
         return create_app(self.app_config)

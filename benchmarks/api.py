@@ -1,0 +1,384 @@
+"""End to end: POST /recommend under gunicorn beside a naive single-threaded Flask dev server.
+
+    python benchmarks/api.py                          # bundled model and sample index
+    python benchmarks/api.py --model M --index I      # any checkpoint and the index built with it
+    python benchmarks/api.py --tiny                   # a tiny random model, when none is bundled
+
+Both servers run as subprocesses on 127.0.0.1 with the same model and index and get the same
+bounded load: at each concurrency level, a fixed number of requests (or until a time limit)
+from a pool of client threads, each holding its own HTTP connection (kept alive when the server
+allows it). The table gives requests/s, p50/p99 latency and errors for both, and the ratio.
+``--profile`` also times the stages of one request in this process (tokenize, model, search,
+ranking, JSON, the whole Flask request without a socket). Servers are always stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+TEXTS = (
+    "오늘은 정말 행복한 하루였다",
+    "내일 시험이 걱정된다",
+    "친구가 약속을 어겨서 너무 화가 났다",
+    "발표 중에 갑자기 머리가 하얘져서 당황했다",
+    "믿었던 사람에게 배신당해서 마음이 아프다",
+    "비가 오는 날이면 이유 없이 슬퍼진다",
+    "오랜만에 가족들과 저녁을 먹으며 웃었다. 이런 날이 계속되면 좋겠다",
+    "면접 결과가 아직 안 나와서 잠이 오지 않는다. 떨어지면 어떡하지",
+    "회사에서 하루 종일 일이 꼬여서 짜증이 났다. 퇴근길 지하철도 너무 붐볐다",
+    "헤어진 지 한 달이 지났는데도 아직 그 사람 생각이 난다",
+    "시험을 망쳤다. 열심히 했는데 결과가 이래서 너무 속상하고 눈물이 난다",
+    "길에서 넘어졌는데 사람들이 다 쳐다봐서 민망했다",
+)
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: np.ndarray
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else np.nan
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server subprocess in its own process group, stopped (group and all) on exit."""
+
+    def __init__(self, name: str, command: Sequence[str], port: int, log_dir: Path) -> None:
+        self.name = name
+        self.port = port
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; "
+                    f"see {self.log_path}:\n{self.tail()}"
+                )
+            try:
+                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
+                connection.request("GET", "/ready")
+                response = connection.getresponse()
+                response.read()
+                connection.close()
+                if response.status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def gunicorn_command(args: argparse.Namespace, port: int) -> list[str]:
+    command = [sys.executable, "-m", "recommender", "serve", "--host", HOST, "--port", str(port)]
+    command += ["--model", args.model, "--index", args.index]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    if args.engine:
+        command += ["--engine", args.engine]
+    return command
+
+
+DEV_SERVER = """
+import sys
+from werkzeug.serving import run_simple
+from recommender.api import create_app
+config = {"MODEL": sys.argv[1], "INDEX": sys.argv[2]}
+if sys.argv[4]:
+    config["ENGINE"] = sys.argv[4]
+run_simple("127.0.0.1", int(sys.argv[3]), create_app(config), threaded=False)
+"""
+
+
+def dev_command(args: argparse.Namespace, port: int) -> list[str]:
+    return [sys.executable, "-c", DEV_SERVER, args.model, args.index, str(port), args.engine or ""]
+
+
+def drive(port: int, concurrency: int, requests: int, max_seconds: float, k: int) -> LoadResult:
+    """``requests`` POST /recommend calls from ``concurrency`` threads, cut at ``max_seconds``."""
+    lock = threading.Lock()
+    issued = 0
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    deadline = start + max_seconds
+
+    def next_ticket() -> int | None:
+        nonlocal issued
+        with lock:
+            if issued >= requests or time.perf_counter() > deadline:
+                return None
+            issued += 1
+            return issued
+
+    def client(_: int) -> None:
+        nonlocal errors
+        connection = http.client.HTTPConnection(HOST, port, timeout=30)
+        try:
+            while (ticket := next_ticket()) is not None:
+                body = json.dumps({"text": TEXTS[ticket % len(TEXTS)], "k": k}).encode()
+                t0 = time.perf_counter()
+                try:
+                    connection.request(
+                        "POST", "/recommend", body, {"Content-Type": "application/json"}
+                    )
+                    response = connection.getresponse()
+                    payload = response.read()
+                    ok = response.status == 200 and b'"tracks"' in payload
+                    if response.getheader("Connection", "").lower() == "close":
+                        connection.close()
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                    connection.close()
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    if ok:
+                        latencies.append(elapsed)
+                    else:
+                        errors += 1
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(client, range(concurrency)))
+    seconds = time.perf_counter() - start
+    return LoadResult(len(latencies) + errors, errors, seconds, np.asarray(latencies) * 1e3)
+
+
+def run_server(
+    name: str, command: list[str], port: int, args: argparse.Namespace, log_dir: Path
+) -> dict[int, LoadResult]:
+    results: dict[int, LoadResult] = {}
+    print(f"starting {name}: {' '.join(command[:4])} ...", file=sys.stderr, flush=True)
+    with Server(name, command, port, log_dir) as server:
+        server.wait_ready(args.ready_timeout)
+        drive(port, max(args.levels), args.warmup, args.max_seconds, args.k)
+        for level in args.levels:
+            result = drive(port, level, args.requests, args.max_seconds, args.k)
+            results[level] = result
+            print(
+                f"  {name} c={level}: {result.rps:.1f} req/s, p50 {result.pct(50):.1f} ms, "
+                f"p99 {result.pct(99):.1f} ms, {result.errors} errors",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results
+
+
+def print_table(gunicorn: dict[int, LoadResult], dev: dict[int, LoadResult]) -> None:
+    print(
+        "| concurrency | gunicorn req/s | p50 ms | p99 ms | errors "
+        "| dev server req/s | p50 ms | p99 ms | errors | req/s ratio | p50 ratio |"
+    )
+    print("|" + "---|" * 11)
+    for level, g in gunicorn.items():
+        d = dev.get(level)
+        cells = [f"{level}", f"{g.rps:.1f}", f"{g.pct(50):.1f}", f"{g.pct(99):.1f}", f"{g.errors}"]
+        if d is not None:
+            cells += [f"{d.rps:.1f}", f"{d.pct(50):.1f}", f"{d.pct(99):.1f}", f"{d.errors}"]
+            cells += [f"{g.rps / d.rps:.2f}x" if d.rps else "-"]
+            cells += [f"{d.pct(50) / g.pct(50):.2f}x"]
+        else:
+            cells += ["-"] * 6
+        print("| " + " | ".join(cells) + " |")
+
+
+def check_targets(results: dict[int, LoadResult]) -> None:
+    if 4 not in results:
+        return
+    r = results[4]
+    holds = r.pct(50) <= 20 and r.pct(99) <= 60 and r.errors == 0
+    print(
+        f"\nTarget at concurrency 4 (p50 <= 20 ms, p99 <= 60 ms, 0 errors): "
+        f"p50 {r.pct(50):.1f} ms, p99 {r.pct(99):.1f} ms, {r.errors} errors -> "
+        f"{'holds' if holds else 'MISSED'}"
+    )
+
+
+def profile(args: argparse.Namespace, repeats: int = 50) -> None:
+    """Where one request's time goes, in this process, stage by stage."""
+    from recommender.api import create_app
+    from recommender.ranking import RankingOptions, rank
+    from recommender.service import Recommender
+
+    service = Recommender.load(args.model, args.index, engine=args.engine)
+    classifier = service.classifier
+    tokenizer = getattr(classifier, "tokenizer", None)
+    client = create_app(service=service).test_client()
+    options = RankingOptions(k=args.k)
+    stages: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        stages.setdefault(name, []).append(time.perf_counter() - t0)
+
+    for i in range(repeats + 5):
+        if i == 5:  # the first five warm up
+            stages.clear()
+        text = TEXTS[i % len(TEXTS)]
+        if tokenizer is not None:
+            with stage("tokenize"):
+                tokenizer([text])
+        with stage("classify (tokenize + model)"):
+            vector = classifier.predict_proba([text])[0]
+        with stage("index search (k=50)"):
+            service.index.search(vector[None, :], 50)
+        with stage("rank (search + select + metadata)"):
+            tracks = rank(vector, service.index, options)
+        with stage("JSON encode"):
+            json.dumps({"tracks": [t.to_dict() for t in tracks]}, ensure_ascii=False)
+        with stage("whole request, Flask test client"):
+            client.post("/recommend", json={"text": text, "k": args.k})
+    print(f"\nIn-process profile of one request ({repeats} texts, ms):\n")
+    print("| stage | p50 ms | p90 ms |")
+    print("|---|---|---|")
+    for name, values in stages.items():
+        ms = np.asarray(values) * 1e3
+        print(f"| {name} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 90):.2f} |")
+
+
+def build_tiny(directory: Path) -> tuple[str, str]:
+    """A tiny random checkpoint (the tests' one) and the sample catalogue indexed with it."""
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import save_tiny_checkpoint
+
+    model = save_tiny_checkpoint(directory / "tiny-model")
+    index = directory / "tiny-index"
+    catalogue = ROOT / "catalog" / "sample.jsonl"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recommender",
+            "index",
+            str(catalogue),
+            "-o",
+            str(index),
+            "--model",
+            str(model),
+            "--json",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return str(model), str(index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
+    parser.add_argument("--index", default=None, help="index dir (default: the sample index)")
+    parser.add_argument("--engine", default=None, choices=["torch", "onnx"])
+    parser.add_argument("--tiny", action="store_true", help="build and use a tiny random model")
+    parser.add_argument("--workers", type=int, default=None, help="default: serve's default")
+    parser.add_argument("--threads", type=int, default=None, help="default: serve's default")
+    parser.add_argument("--concurrency", default="1,4,8")
+    parser.add_argument("--requests", type=int, default=300, help="per concurrency level")
+    parser.add_argument("--max-seconds", type=float, default=30.0, help="per concurrency level")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--ready-timeout", type=float, default=180.0)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--no-dev-server", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="also time one request's stages")
+    args = parser.parse_args(argv)
+    args.levels = [int(c) for c in args.concurrency.split(",") if c]
+    from recommender.classifier import default_model
+    from recommender.service import default_index
+
+    with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
+        if args.tiny:
+            args.model, args.index = build_tiny(Path(tmp))
+        args.model = args.model or default_model()
+        args.index = args.index or default_index()
+        for what, path in (("model", args.model), ("index", args.index)):
+            if not Path(path).exists():
+                parser.error(f"no {what} at {path}; pass --{what}, or --tiny")
+        print(
+            f"model {args.model}, index {args.index}, {os.cpu_count()} CPUs, "
+            f"{args.requests} requests or {args.max_seconds:.0f}s per level; "
+            f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        )
+        port = free_port()
+        gunicorn = run_server("gunicorn", gunicorn_command(args, port), port, args, Path(tmp))
+        dev: dict[int, LoadResult] = {}
+        if not args.no_dev_server:
+            port = free_port()
+            dev = run_server("dev-server", dev_command(args, port), port, args, Path(tmp))
+        print()
+        print_table(gunicorn, dev)
+        check_targets(gunicorn)
+        if args.profile:
+            profile(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
