@@ -125,7 +125,12 @@ def _http_error(error: HTTPException) -> tuple[Any, int]:
         405: f"{request.method} is not allowed on {request.path}",
         413: f"request body over the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes",
     }
-    return error_body(status, code, messages.get(status, error.description or code))
+    response, status = error_body(status, code, messages.get(status, error.description or code))
+    # Keep the exception's own headers (a 405 must say which methods are allowed in Allow).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
 
 
 def _unexpected_error(error: Exception) -> tuple[Any, int]:
