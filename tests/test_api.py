@@ -276,12 +276,18 @@ def test_unknown_path(client: FlaskClient, path):
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
-    [("get", "/recommend"), ("put", "/classify"), ("delete", "/recommend"), ("post", "/health")],
+    ("method", "path", "allowed"),
+    [
+        ("get", "/recommend", "POST"),
+        ("put", "/classify", "POST"),
+        ("delete", "/recommend", "POST"),
+        ("post", "/health", "GET"),
+    ],
 )
-def test_wrong_method(client: FlaskClient, method, path):
+def test_wrong_method(client: FlaskClient, method, path, allowed):
     response = getattr(client, method)(path)
     assert_error(response, 405, "method_not_allowed", f"{method.upper()} is not allowed on {path}")
+    assert allowed in response.headers["Allow"]
 
 
 def test_unexpected_exception_is_a_json_500(app: Flask, service: Recommender, monkeypatch):
