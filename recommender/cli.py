@@ -47,12 +47,16 @@ ENGINE = click.option(
 
 
 class Group(click.Group):
-    """Turns the library's user-fixable errors into one line on stderr and exit code 1."""
+    """Turns user-fixable errors into one line on stderr and exit code 1.
+
+    These are the library's errors and the operating system's (a path that cannot be
+    written, a full disk), which name the file involved.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RecommenderError as error:
+        except (RecommenderError, OSError) as error:
             # Messages can quote multi-line text from transformers or pandas: keep one line.
             click.echo(f"Error: {' '.join(str(error).split())}", err=True)
             ctx.exit(1)
