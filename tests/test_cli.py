@@ -173,6 +173,16 @@ def test_catalogue_missing_columns(tmp_path: Path):
     assert_one_line_error(result, "lacks column(s) artist, lyrics; found: track_id, title")
 
 
+def test_unwritable_output(tmp_path: Path, tiny_model_dir: Path):
+    catalogue = write_catalogue(tmp_path / "cat.jsonl")
+    (tmp_path / "a-file").write_text("")
+    output = tmp_path / "a-file" / "index"
+    result = run(
+        "index", str(catalogue), "-o", str(output), "--model", str(tiny_model_dir), "--json"
+    )
+    assert_one_line_error(result, "a-file")
+
+
 def test_missing_index(tmp_path: Path, tiny_model_dir: Path):
     result = run(
         "recommend", HAPPY_TEXT, "--index", str(tmp_path / "nope"), "--model", str(tiny_model_dir)
