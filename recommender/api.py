@@ -157,6 +157,8 @@ def _json_body() -> dict[str, Any]:
         body = request.get_json()
     except BadRequest:  # only a body that does not parse; null parses and is refused below
         raise InvalidInputError("request body is not valid JSON") from None
+    except RecursionError:  # the json module's limit on nesting, not a server fault
+        raise InvalidInputError("request body is JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidInputError(f"request body must be a JSON object; got {_json_type(body)}")
     return body
