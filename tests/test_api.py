@@ -249,6 +249,14 @@ def test_body_not_a_json_object(client: FlaskClient, path, data, fragment):
 
 
 @pytest.mark.parametrize("path", ["/recommend", "/classify"])
+@pytest.mark.parametrize("data", ["[" * 20_000 + "]" * 20_000, '{"text": ' + "[" * 30_000])
+def test_deeply_nested_json_is_a_400(service: Recommender, path, data):
+    client = create_app({"MAX_CONTENT_LENGTH": 64 * 1024}, service=service).test_client()
+    response = client.post(path, data=data, content_type="application/json")
+    assert_error(response, 400, "invalid_input", "request body is JSON nested too deeply")
+
+
+@pytest.mark.parametrize("path", ["/recommend", "/classify"])
 @pytest.mark.parametrize(
     ("content_type", "shown"),
     [
