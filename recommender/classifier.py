@@ -83,6 +83,12 @@ def validate_texts(texts: Sequence[str], *, max_texts: int | None = None) -> lis
             raise InvalidInputError(f"text {i} is {type(text).__name__}, not a string")
         if not text.strip():
             raise InvalidInputError(f"text {i} is empty or whitespace only")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: JSON "\ud800", undecodable argv bytes
+            raise InvalidInputError(
+                f"text {i} is not valid Unicode: it contains a lone surrogate"
+            ) from None
     return list(texts)
 
 
