@@ -248,6 +248,18 @@ def test_body_not_a_json_object(client: FlaskClient, path, data, fragment):
     assert_error(response, 400, "invalid_input", fragment)
 
 
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/recommend", '{"text": "\\ud800 행복"}'),
+        ("/classify", '{"texts": ["좋아", "\\udfff"]}'),
+    ],
+)
+def test_lone_surrogate_is_a_400(client: FlaskClient, path, data):
+    response = client.post(path, data=data, content_type="application/json")
+    assert_error(response, 400, "invalid_input", "not valid Unicode: it contains a lone surrogate")
+
+
 @pytest.mark.parametrize("path", ["/recommend", "/classify"])
 @pytest.mark.parametrize("data", ["[" * 20_000 + "]" * 20_000, '{"text": ' + "[" * 30_000])
 def test_deeply_nested_json_is_a_400(service: Recommender, path, data):

@@ -223,6 +223,12 @@ def test_empty_text(tiny_model_dir: Path, tiny_index: Path, text: str):
     assert_one_line_error(result, "empty or whitespace only")
 
 
+def test_undecodable_argument(tiny_model_dir: Path):
+    # A byte that is not UTF-8 in argv reaches Python as a lone surrogate.
+    result = run("classify", "행복 \udcff", "--model", str(tiny_model_dir))
+    assert_one_line_error(result, "not valid Unicode")
+
+
 def test_module_help_in_a_subprocess():
     completed = subprocess.run(
         [sys.executable, "-m", "recommender", "--help"],
