@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -72,8 +73,17 @@ class RankedTrack:
             "explanation": self.explanation,
         }
         # Catalogue columns ride along, but never replace a contract field of the same name.
-        body.update({k: v for k, v in self.metadata.items() if v is not None and k not in body})
+        body.update(
+            {k: _plain(v) for k, v in self.metadata.items() if v is not None and k not in body}
+        )
         return body
+
+
+def _plain(value: Any) -> Any:
+    """A metadata value as JSON can hold it: dates and times (Parquet columns) as ISO 8601."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return value
 
 
 def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
@@ -176,6 +186,8 @@ def rank(
         if len(picked) >= options.k or fetch >= len(index) or len(picked) >= pool:
             break
         fetch, exact = min(fetch * 4, len(index)), True
+    # One take for all picked rows: per-row pyarrow access costs more than the search.
+    metas = index.tracks.take(np.array([row for row, _ in picked], dtype=np.int64)).to_pylist()
     return [
         RankedTrack(
             track_id=str(meta["track_id"]),
@@ -190,26 +202,27 @@ def rank(
                 if k not in {"track_id", "title", "artist"} | HIDDEN_COLUMNS
             },
         )
-        for row, score in picked
-        for meta in [index.track(row)]
+        for (row, score), meta in zip(picked, metas, strict=True)
     ]
 
 
-def _folded(column: Any, row: int) -> str:
-    return str(column[row].as_py() or "").strip().casefold()
+def _folded(value: Any) -> str:
+    return str(value or "").strip().casefold()
 
 
 def _select(
     ids: np.ndarray, scores: np.ndarray, index: TrackIndex, options: RankingOptions
 ) -> list[tuple[int, float]]:
     """Greedy pick: skip duplicates and capped artists; trade similarity for diversity (MMR)."""
-    titles = index.tracks.column("title")
-    artists = index.tracks.column("artist")
+    rows = ids.tolist()
+    candidates = index.tracks.select(["title", "artist"]).take(np.asarray(rows, dtype=np.int64))
+    titles = [_folded(t) for t in candidates.column("title").to_pylist()]
+    artist_of = dict(zip(rows, map(_folded, candidates.column("artist").to_pylist()), strict=True))
     seen: set[tuple[str, str]] = set()
     per_artist: Counter[str] = Counter()
     eligible: list[tuple[int, float]] = []
-    for row, score in zip(ids.tolist(), scores.tolist(), strict=True):
-        key = (_folded(titles, row), _folded(artists, row))
+    for row, title, score in zip(rows, titles, scores.tolist(), strict=True):
+        key = (title, artist_of[row])
         if key in seen:
             continue
         seen.add(key)
@@ -228,7 +241,7 @@ def _select(
         else:
             best = 0
         row, score = remaining.pop(best)
-        artist = _folded(artists, row)
+        artist = artist_of[row]
         if options.per_artist is not None and per_artist[artist] >= options.per_artist:
             continue
         per_artist[artist] += 1
