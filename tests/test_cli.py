@@ -133,6 +133,30 @@ def test_recommend_json_is_the_api_body(tiny_model_dir: Path, tiny_index: Path):
     assert "발라드" in result.stdout or "록" in result.stdout or "인디" in result.stdout
 
 
+def test_recommend_json_with_dates_in_the_catalogue(tmp_path: Path, tiny_model_dir: Path):
+    # Parquet keeps timestamps; they must print as JSON, the same as the API sends them.
+    import pandas as pd
+
+    frame = pd.DataFrame(catalogue_rows())
+    frame["released"] = pd.Timestamp("2020-01-02")
+    frame.to_parquet(tmp_path / "cat.parquet")
+    index = tmp_path / "index"
+    model = str(tiny_model_dir)
+    assert (
+        run("index", str(tmp_path / "cat.parquet"), "-o", str(index), "--model", model).exit_code
+        == 0
+    )
+    result = run(
+        "recommend", HAPPY_TEXT, "--index", str(index), "--model", model, "-k", "2", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert all(t["released"] == "2020-01-02T00:00:00" for t in body["tracks"])
+    service = Recommender.load(model, index, device="cpu")
+    client = create_app(service=service).test_client()
+    assert body == client.post("/recommend", json={"text": HAPPY_TEXT, "k": 2}).get_json()
+
+
 def test_recommend_with_target_and_genre(tiny_model_dir: Path, tiny_index: Path):
     result = run(
         "recommend", HAPPY_TEXT, "--index", str(tiny_index), "--model", str(tiny_model_dir),

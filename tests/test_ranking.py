@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from typing import Any
 
@@ -100,6 +101,19 @@ def test_metadata_never_overrides_the_contract_fields():
         assert body["explanation"].startswith("Matches your mood")
     assert "album" not in tracks[0].to_dict()  # missing values are left out
     assert tracks[1].to_dict()["album"] == "B-sides"
+
+
+def test_dates_in_metadata_become_iso_strings():
+    import datetime
+
+    index = make_index(
+        np.stack([HAPPY]),
+        released=[datetime.datetime(2020, 1, 2, 3, 4)],
+        day=[datetime.date(1999, 12, 31)],
+    )
+    body = rank(HAPPY, index, RankingOptions(k=1))[0].to_dict()
+    assert body["released"] == "2020-01-02T03:04:00" and body["day"] == "1999-12-31"
+    json.dumps(body)
 
 
 # --- filters --------------------------------------------------------------------------------
