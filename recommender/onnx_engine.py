@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -56,10 +57,12 @@ def _fingerprint(onnx_digest: str, tokenizer: Any) -> str:
 
 
 def default_threads() -> int:
-    """Intra-op threads: the PyTorch setting (the server splits cores among its workers)."""
-    import torch
-
-    return max(1, torch.get_num_threads())
+    """Intra-op threads: PyTorch's setting where torch is loaded (the server splits the cores
+    among its workers that way), else every core this process may run on."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, torch.get_num_threads())
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 class OnnxEmotionClassifier:
