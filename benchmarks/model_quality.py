@@ -1,0 +1,180 @@
+"""The bundled emotion model against a char n-gram TF-IDF + logistic regression baseline.
+
+Both are scored on the same held-out sets: GoEmotions-ko test, the KOTE test part, the diary
+test file, and the sample catalogue's lyrics (when it carries an ``emotion`` field; lyrics are
+never trained on). The baseline is trained here, on exactly the rows the model was trained on.
+
+    python benchmarks/model_quality.py --data-dir ../shared/data [--diary-dir data/diary]
+        [--model DIR] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recommender.emotions import EMOTIONS  # noqa: E402
+from recommender.evaluation import (  # noqa: E402
+    EvaluationReport,
+    LabelledData,
+    compute_metrics,
+    evaluate,
+)
+from recommender.training import data as datasets  # noqa: E402
+
+logger = logging.getLogger("model_quality")
+SHORT_TEXTS = [
+    "오늘은 정말 행복한 하루였다.",
+    "내일 시험이 걱정된다.",
+    "친구가 약속을 또 어겨서 화가 난다.",
+    "비가 와서 그런지 하루 종일 우울하다.",
+    "믿었던 사람한테 배신당한 기분이야.",
+    "발표하다가 말이 꼬여서 너무 당황했다.",
+    "퇴근길에 맛있는 빵을 샀다",
+    "ㅠㅠ 너무 속상해",
+]
+
+
+class TfidfBaseline:
+    """Character 2-4-gram TF-IDF and multinomial logistic regression on argmax labels."""
+
+    def __init__(self, seed: int = 13) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        self.vectorizer = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 4),
+            min_df=2,
+            sublinear_tf=True,
+            max_features=300_000,
+        )
+        self.model = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
+
+    def fit(self, train: datasets.SoftSet) -> TfidfBaseline:
+        features = self.vectorizer.fit_transform(train.texts)
+        self.model.fit(features, train.targets.argmax(axis=1), sample_weight=train.weights)
+        return self
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        probs = self.model.predict_proba(self.vectorizer.transform(texts))
+        out = np.zeros((len(texts), len(EMOTIONS)))
+        out[:, self.model.classes_] = probs
+        return out
+
+
+def catalogue_set(path: Path) -> LabelledData | None:
+    """The catalogue's lyrics labelled with their intended emotion, if it has one."""
+    if not path.is_file():
+        return None
+    texts, labels = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        emotion, lyrics = row.get("emotion"), (row.get("lyrics") or "").strip()
+        if emotion in EMOTIONS and lyrics:
+            texts.append(lyrics)
+            labels.append(EMOTIONS.index(emotion))
+    if not texts:
+        return None
+    return LabelledData(texts=texts, labels=np.array(labels))
+
+
+def throughput(model, seconds: float = 10.0, batch: int = 512) -> float:
+    texts = (SHORT_TEXTS * (batch // len(SHORT_TEXTS) + 1))[:batch]
+    model.predict_proba(texts[:32])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.predict_proba(texts)
+        done += len(texts)
+    return done / (time.perf_counter() - start)
+
+
+def row(name: str, report: EvaluationReport) -> str:
+    cos = "   n/a" if report.cosine is None else f"{report.cosine:6.3f}"
+    return f"{report.accuracy:6.3f} {report.macro_f1:6.3f} {report.ece:6.3f} {cos}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=os.environ.get("RECOMMENDER_DATA_DIR"))
+    parser.add_argument(
+        "--diary-dir",
+        type=Path,
+        default=os.environ.get("RECOMMENDER_DIARY_DIR") or ROOT / "data" / "diary",
+    )
+    parser.add_argument("--model", default=None, help="checkpoint dir or hub id (default: bundled)")
+    parser.add_argument("--catalogue", type=Path, default=ROOT / "catalog" / "sample.jsonl")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the model")
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput measuring time")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.data_dir is None:
+        parser.error("--data-dir or RECOMMENDER_DATA_DIR is required")
+
+    import torch
+
+    from recommender.classifier import EmotionClassifier
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    corpus = datasets.load_corpus(args.data_dir, args.diary_dir)
+    sets = {f"{k} test": v.as_labelled() for k, v in corpus.test.items()}
+    lyrics = catalogue_set(args.catalogue)
+    if lyrics is not None:
+        sets["catalogue lyrics"] = lyrics
+
+    logger.info("training the TF-IDF baseline on %d rows", len(corpus.train))
+    t0 = time.perf_counter()
+    baseline = TfidfBaseline().fit(corpus.train)
+    logger.info("baseline trained in %.0f s", time.perf_counter() - t0)
+    model = EmotionClassifier.from_pretrained(args.model)
+
+    results: dict[str, dict[str, dict]] = {}
+    lines = [
+        f"{'evaluation set':<18}{'n':>6}   {'model: acc  mF1    ECE    cos':<30}  "
+        f"{'baseline: acc  mF1    ECE    cos':<32}",
+    ]
+    for name, data in sets.items():
+        ours = evaluate(model, data, batch_size=128)
+        base = compute_metrics(baseline.predict_proba(data.texts), data.labels, data.targets)
+        results[name] = {"model": ours.to_dict(), "baseline": base.to_dict()}
+        lines.append(f"{name:<18}{ours.n:>6}   {row(name, ours)}     {row(name, base)}")
+    speed = throughput(model, args.seconds)
+    lines.append("")
+    lines.append(
+        f"model throughput: {speed:.0f} short texts/s via predict_proba "
+        f"(torch threads: {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f})"
+    )
+    print("\n".join(lines))
+    for name in sets:
+        print(f"\n== {name}: model ==\n" + _format(results[name]["model"]))
+    if args.json:
+        payload = {"results": results, "texts_per_second": speed, "model": str(model)}
+        args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _format(report: dict) -> str:
+    lines = [f"{'label':<12}{'P':>7}{'R':>7}{'F1':>7}{'n':>6}"]
+    for label, m in report["per_class"].items():
+        lines.append(
+            f"{label:<12}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>6}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

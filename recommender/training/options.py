@@ -1,0 +1,94 @@
+"""Training options and the presets that fill in what the options leave unset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Preset = Literal["tiny", "small"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything ``train`` needs. ``None`` means "the preset's value".
+
+    ``tiny`` is for tests (seconds on a CPU); ``small`` is the bundled model.
+    """
+
+    data_dir: Path
+    output_dir: Path
+    diary_dir: Path | None = None
+    seed: int = 13
+    device: str | None = None
+    preset: Preset = "small"
+    # Model shape.
+    vocab_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    max_positions: int | None = None
+    # Masked-LM pre-training on the unlabelled reviews (0 skips it).
+    pretrain_steps: int | None = None
+    pretrain_batch_size: int | None = None
+    pretrain_max_length: int | None = None
+    pretrain_learning_rate: float | None = None
+    pretrain_time_budget_s: float | None = None
+    max_reviews: int | None = None
+    # Fine-tuning.
+    epochs: int | None = None
+    batch_size: int | None = None
+    max_length: int | None = None
+    learning_rate: float | None = None
+    finetune_time_budget_s: float | None = None
+    patience: int = 2
+    class_weight_power: float = 0.5
+    diary_weight: float = 3.0
+    chatbot_weight: float = 0.5
+    num_threads: int | None = None
+    progress: bool = True
+
+    def resolved(self) -> TrainOptions:
+        """These options with every ``None`` taken from the preset."""
+        preset = PRESETS[self.preset]
+        values = {
+            f.name: preset[f.name]
+            for f in fields(self)
+            if getattr(self, f.name) is None and f.name in preset
+        }
+        return replace(self, **values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "vocab_size": 400,
+        "hidden_size": 32,
+        "num_layers": 2,
+        "max_positions": 64,
+        "pretrain_steps": 4,
+        "pretrain_batch_size": 8,
+        "pretrain_max_length": 32,
+        "pretrain_learning_rate": 1e-3,
+        "max_reviews": 200,
+        "epochs": 2,
+        "batch_size": 8,
+        "max_length": 32,
+        "learning_rate": 1e-3,
+    },
+    "small": {
+        "vocab_size": 20000,
+        "hidden_size": 256,
+        "num_layers": 6,
+        "max_positions": 256,
+        "pretrain_steps": 8000,
+        "pretrain_batch_size": 512,
+        "pretrain_max_length": 64,
+        "pretrain_learning_rate": 5e-4,
+        "epochs": 10,
+        "batch_size": 64,
+        "max_length": 128,
+        "learning_rate": 2e-4,
+    },
+}

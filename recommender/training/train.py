@@ -1,0 +1,243 @@
+"""``train``: tokenizer, masked-LM pre-training, fine-tuning, calibration, checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recommender.emotions import EMOTIONS
+from recommender.errors import RecommenderError
+from recommender.evaluation import compute_metrics
+from recommender.training import data as datasets
+from recommender.training.options import TrainOptions
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RecommenderError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def _seed_everything(seed: int, device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        # Deterministic cuBLAS needs this before the first CUDA matmul.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_config(options: TrainOptions, vocab_size: int, pad_id: int):  # -> ElectraConfig
+    from transformers import ElectraConfig
+
+    hidden = options.hidden_size
+    assert hidden is not None and options.num_layers is not None
+    return ElectraConfig(
+        vocab_size=vocab_size,
+        embedding_size=min(128, hidden),
+        hidden_size=hidden,
+        num_hidden_layers=options.num_layers,
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=hidden * 4,
+        max_position_embeddings=options.max_positions,
+        pad_token_id=pad_id,
+        num_labels=len(EMOTIONS),
+        id2label=dict(enumerate(EMOTIONS)),
+        label2id={e: i for i, e in enumerate(EMOTIONS)},
+        problem_type="single_label_classification",
+    )
+
+
+def class_weights(targets: np.ndarray, weights: np.ndarray, power: float) -> np.ndarray:
+    """(mean class mass / class mass) ** power, so thin classes count more in the loss."""
+    mass = (targets * weights[:, None]).sum(axis=0)
+    mass = np.maximum(mass, mass.sum() * 1e-3)
+    return ((mass.mean() / mass) ** power).astype(np.float32)
+
+
+def _encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    return [list(ids) for ids in encoded["input_ids"]]
+
+
+def train(options: TrainOptions) -> Path:
+    """Train the emotion model described by ``options`` and save it in ``options.output_dir``."""
+    import torch
+    from transformers import ElectraForMaskedLM, ElectraForSequenceClassification
+
+    from recommender.training import loops
+    from recommender.training.tokenizer import save_tokenizer, train_tokenizer
+
+    options = options.resolved()
+    device_name = resolve_device(options.device)
+    device = torch.device(device_name)
+    if options.num_threads is not None:
+        # One thread is much faster than two on a busy two-core machine (no spin contention).
+        torch.set_num_threads(options.num_threads)
+    _seed_everything(options.seed, device_name)
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    corpus = datasets.load_corpus(
+        options.data_dir,
+        options.diary_dir,
+        weights={"diary": options.diary_weight, "chatbot": options.chatbot_weight},
+    )
+    logger.info("reading unlabelled reviews from %s", options.data_dir / datasets.REVIEWS)
+    reviews = list(datasets.iter_reviews(options.data_dir, options.max_reviews))
+    unlabelled = reviews + corpus.train.texts
+    logger.info("%d unlabelled texts, %d training rows", len(unlabelled), len(corpus.train))
+
+    tokenizer = train_tokenizer(
+        unlabelled, vocab_size=options.vocab_size, model_max_length=options.max_positions
+    )
+    timings["tokenizer_s"] = time.monotonic() - started
+    logger.info("tokenizer: %d tokens", len(tokenizer))
+    pad_id = tokenizer.pad_token_id
+    config = build_config(options, len(tokenizer), pad_id)
+
+    torch.manual_seed(options.seed)
+    classifier = ElectraForSequenceClassification(config)
+    pretrain_steps_done = 0
+    if options.pretrain_steps:
+        mlm = ElectraForMaskedLM(config).to(device)
+        sequences = _encode(tokenizer, unlabelled, options.pretrain_max_length)
+        sequences = [s for s in sequences if len(s) > 3]
+        t0 = time.monotonic()
+        pretrain_steps_done = loops.pretrain_mlm(
+            mlm,
+            sequences,
+            steps=options.pretrain_steps,
+            batch_size=options.pretrain_batch_size,
+            learning_rate=options.pretrain_learning_rate,
+            pad_id=pad_id,
+            mask_id=tokenizer.mask_token_id,
+            special_ids=[tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens],
+            vocab_size=len(tokenizer),
+            device=device,
+            seed=options.seed,
+            time_budget_s=options.pretrain_time_budget_s,
+            progress=options.progress,
+        )
+        timings["pretrain_s"] = time.monotonic() - t0
+        classifier.electra.load_state_dict(mlm.electra.state_dict())
+        del mlm, sequences
+    classifier.to(device)
+
+    train_ids = _encode(tokenizer, corpus.train.texts, options.max_length)
+    dev_sets = {name: s.as_labelled() for name, s in corpus.dev.items()}
+    dev_ids = {
+        name: _encode(tokenizer, s.texts, options.max_length) for name, s in dev_sets.items()
+    }
+
+    def dev_scores(model) -> dict[str, float]:
+        scores = {}
+        for name, labelled in dev_sets.items():
+            logits = loops.predict_logits(model, dev_ids[name], pad_id=pad_id, device=device)
+            probs = _softmax(logits)
+            scores[name] = compute_metrics(probs, labelled.labels).macro_f1
+        return scores
+
+    def score(model) -> float:
+        scores = dev_scores(model)
+        logger.info("dev macro-F1: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+        return float(np.mean(list(scores.values())))
+
+    cw = class_weights(corpus.train.targets, corpus.train.weights, options.class_weight_power)
+    logger.info("class weights: %s", dict(zip(EMOTIONS, cw.round(3).tolist(), strict=True)))
+    t0 = time.monotonic()
+    best_epoch, best_score, history = loops.fine_tune(
+        classifier,
+        train_ids,
+        corpus.train.targets,
+        corpus.train.weights,
+        class_weights=cw,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        patience=options.patience,
+        pad_id=pad_id,
+        device=device,
+        seed=options.seed,
+        score=score,
+        time_budget_s=options.finetune_time_budget_s,
+        progress=options.progress,
+    )
+    timings["finetune_s"] = time.monotonic() - t0
+
+    # Calibrate on every dev row's soft target, then fold 1/T into the output layer.
+    all_dev = datasets.concat(corpus.dev.values())
+    dev_logits = loops.predict_logits(
+        classifier,
+        _encode(tokenizer, all_dev.texts, options.max_length),
+        pad_id=pad_id,
+        device=device,
+    )
+    temperature = loops.fit_temperature(dev_logits, all_dev.targets)
+    logger.info("temperature %.3f", temperature)
+    with torch.no_grad():
+        classifier.classifier.out_proj.weight.div_(temperature)
+        classifier.classifier.out_proj.bias.div_(temperature)
+    final_scores = dev_scores(classifier)
+
+    output = options.output_dir
+    output.mkdir(parents=True, exist_ok=True)
+    classifier.to("cpu").to(torch.float32)
+    classifier.save_pretrained(output)
+    save_tokenizer(tokenizer, output)
+    timings["total_s"] = time.monotonic() - started
+    record = {
+        "options": options.to_json(),
+        "device": device_name,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "pretrain_steps_done": pretrain_steps_done,
+        "epochs_done": len(history),
+        "best_epoch": best_epoch,
+        "dev_score_history": [round(s, 4) for s in history],
+        "dev_macro_f1": {k: round(v, 4) for k, v in final_scores.items()},
+        "dev_score": round(best_score, 4),
+        "temperature": round(temperature, 4),
+        "class_weights": dict(zip(EMOTIONS, cw.round(4).tolist(), strict=True)),
+        "training_rows": len(corpus.train),
+        "unlabelled_texts": len(unlabelled),
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "data_files": {
+            name: {"path": path.name, "sha256": datasets.sha256(path)}
+            for name, path in {
+                **corpus.files,
+                "reviews": options.data_dir / datasets.REVIEWS,
+            }.items()
+        },
+    }
+    (output / "training_args.json").write_text(
+        json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    logger.info("saved %s in %.0f s", output, timings["total_s"])
+    return output
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

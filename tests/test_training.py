@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.emotions import EMOTIONS
+from recommender.training import data as datasets
+
+GOEMOTIONS_LABELS = [
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
+]
+# One GoEmotions id per class (anger, fear, embarrassment, joy, remorse, sadness) and neutral.
+GOEMOTIONS_IDS = {"angry": 2, "anxious": 14, "embarrassed": 12, "happy": 17, "heartache": 24}
+GOEMOTIONS_IDS["sad"] = 25
+WORDS = {
+    "angry": "정말 화가 난다 짜증",
+    "anxious": "시험이 너무 걱정된다 불안",
+    "embarrassed": "갑자기 당황 스러웠다",
+    "happy": "오늘은 정말 행복한 하루",
+    "heartache": "친구에게 배신 당해 상처",
+    "sad": "비가 와서 슬프고 우울",
+}
+
+
+def make_data_dir(root: Path, rows_per_class: int = 6) -> Path:
+    """A miniature copy of the shared data directory, in the same formats."""
+    emotion = root / "emotion"
+    corpus = root / "corpus"
+    emotion.mkdir(parents=True)
+    corpus.mkdir()
+    (emotion / "goemotions_ko_labels.txt").write_text("\n".join(GOEMOTIONS_LABELS) + "\n")
+    for split in ("train", "dev", "test"):
+        lines = [
+            f"{WORDS[e]} {split} {i}\t{GOEMOTIONS_IDS[e]}"
+            for i in range(rows_per_class)
+            for e in EMOTIONS
+        ]
+        lines.append(f"그냥 평범한 문장 {split}\t27")
+        (emotion / f"goemotions_ko_{split}.tsv").write_text("\n".join(lines) + "\n")
+    kote_ids = {"angry": "6,22", "anxious": "41", "embarrassed": "33", "happy": "40,42"}
+    kote_ids |= {"heartache": "36", "sad": "5,19"}
+    kote = [
+        f"{n}\t{WORDS[e]} 댓글 {n}\t{kote_ids[e]},24"
+        for n, e in enumerate(EMOTIONS[i % 6] for i in range(60))
+    ]
+    (emotion / "kote_val.tsv").write_text("\n".join(kote) + "\n")
+    chatbot = ["Q,A,label", "헤어졌어 상처,힘내요,1", "좋아하는 사람 생겼어,축하해요,2"]
+    chatbot += ["점심 뭐 먹지,맛있는 거요,0"] * 3
+    (emotion / "chatbot_data.csv").write_text("\n".join(chatbot) + "\n")
+    reviews = ["review_id\tmovie_id\trating\treview"]
+    reviews += [f"{i}\t1\t{i % 10 + 1}\t{WORDS[EMOTIONS[i % 6]]} 영화 {i}" for i in range(60)]
+    with gzip.open(corpus / "nsmc_reviews.tsv.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(reviews) + "\n")
+    return root
+
+
+def make_diary_dir(root: Path) -> Path:
+    root.mkdir(parents=True)
+    for name, n in (("train.tsv", 8), ("test.tsv", 2)):
+        rows = [f"{WORDS[e]} 일기 {i}\t{e}" for i in range(n) for e in EMOTIONS]
+        (root / name).write_text("text\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+def test_mapped_target_splits_shared_labels() -> None:
+    assert datasets.mapped_target([("happy",), ("happy",), ("sad",)]).tolist() == pytest.approx(
+        [0, 0, 0, 2 / 3, 0, 1 / 3]
+    )
+    # grief maps to heartache and sad: half a unit each.
+    grief = datasets.mapped_target([datasets.GOEMOTIONS_MAP["grief"]])
+    assert grief.tolist() == pytest.approx([0, 0, 0, 0, 0.5, 0.5])
+    assert datasets.mapped_target([]).sum() == 0
+
+
+def test_goemotions_row_maps_to_soft_target(tmp_path: Path) -> None:
+    path = tmp_path / "g.tsv"
+    # anger + joy + sadness; neutral only (dropped); remorse.
+    path.write_text("섞인 감정\t2,17,25\n평범\t27\n미안해\t24\n", encoding="utf-8")
+    data = datasets.load_goemotions(path, GOEMOTIONS_LABELS)
+    assert data.texts == ["섞인 감정", "미안해"]
+    assert data.targets[0].tolist() == pytest.approx([1 / 3, 0, 0, 1 / 3, 0, 1 / 3])
+    assert data.targets[1].tolist() == pytest.approx([0, 0, 0, 0, 1, 0])
+
+
+def test_kote_row_maps_to_soft_target(tmp_path: Path) -> None:
+    path = tmp_path / "k.tsv"
+    # 화남/분노, 짜증 -> angry x2; 서러움 -> heartache; 존경 and 없음 unmapped.
+    path.write_text("1\t어이없네\t6,22,36,7,24\n2\t없음\t24\n", encoding="utf-8")
+    data = datasets.load_kote(path)
+    assert data.texts == ["어이없네"]
+    assert data.targets[0].tolist() == pytest.approx([2 / 3, 0, 0, 0, 1 / 3, 0])
+
+
+def test_chatbot_rows_map_to_soft_targets(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("Q,A,label\n밥 먹자,네,0\n헤어졌어,힘내요,1\n설레,좋겠다,2\n", encoding="utf-8")
+    data = datasets.load_chatbot(path, weight=0.5)
+    assert data.texts == ["헤어졌어", "설레"]
+    assert data.targets[0].tolist() == pytest.approx([0, 0, 0, 0, 0.6, 0.4])
+    assert data.targets[1].tolist() == pytest.approx([0, 0, 0, 1, 0, 0])
+    assert data.weights.tolist() == [0.5, 0.5]
+
+
+def test_as_labelled_drops_ties(tmp_path: Path) -> None:
+    soft = datasets.SoftSet(
+        texts=["a", "b"],
+        targets=np.array([[0, 0, 0, 0, 0.5, 0.5], [0.2, 0, 0, 0.8, 0, 0]], dtype=np.float32),
+        weights=np.ones(2, dtype=np.float32),
+    )
+    labelled = soft.as_labelled()
+    assert labelled.texts == ["b"] and labelled.labels.tolist() == [3]
+
+
+def test_splits_are_fixed_and_disjoint(tmp_path: Path) -> None:
+    data_dir = make_data_dir(tmp_path / "data")
+    first = datasets.kote_splits(data_dir)
+    second = datasets.kote_splits(data_dir)
+    assert [s.texts for s in first] == [s.texts for s in second]
+    train, dev, test = (set(s.texts) for s in first)
+    assert not (train & dev or train & test or dev & test)
+    assert len(train) + len(dev) + len(test) == 60
+
+
+def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from recommender.training import TrainOptions, train
+
+    data_dir = make_data_dir(tmp_path / "data")
+    diary_dir = make_diary_dir(tmp_path / "diary")
+    threads = torch.get_num_threads()
+    output = train(
+        TrainOptions(
+            data_dir=data_dir,
+            diary_dir=diary_dir,
+            output_dir=tmp_path / "model",
+            preset="tiny",
+            device="cpu",
+            num_threads=1,
+            progress=False,
+        )
+    )
+    torch.set_num_threads(threads)
+    assert (output / "model.safetensors").is_file()
+    model = AutoModelForSequenceClassification.from_pretrained(output)
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    assert [model.config.id2label[i] for i in range(6)] == list(EMOTIONS)
+    assert tokenizer.model_max_length == model.config.max_position_embeddings
+    batch = tokenizer(["오늘은 정말 행복한 하루", "걱정"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(**batch).logits
+    assert logits.shape == (2, 6)
+    record = json.loads((output / "training_args.json").read_text())
+    assert record["options"]["preset"] == "tiny"
+    assert record["options"]["seed"] == 13
+    assert set(record["data_files"]) >= {"goemotions_train", "kote", "chatbot", "diary_train"}
+    assert all(len(f["sha256"]) == 64 for f in record["data_files"].values())
+    assert record["temperature"] > 0
+    assert "diary" in record["dev_macro_f1"]
