@@ -2,7 +2,8 @@
 
     python benchmarks/api.py                          # bundled model and sample index
     python benchmarks/api.py --model M --index I      # any checkpoint and the index built with it
-    python benchmarks/api.py --tiny                   # a tiny random model, when none is bundled
+    python benchmarks/api.py --stand-in small         # random weights, the bundled architecture
+    python benchmarks/api.py --onnx int8              # the model exported to ONNX int8
 
 Both servers run as subprocesses on 127.0.0.1 with the same model and index and get the same
 bounded load: at each concurrency level, a fixed number of requests (or until a time limit)
@@ -57,6 +58,11 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: np.ndarray
+    server_cpu_s: float = float("nan")
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1e3 * self.server_cpu_s / self.requests if self.requests else float("nan")
 
     @property
     def rps(self) -> float:
@@ -110,6 +116,21 @@ class Server:
                 pass
             time.sleep(0.25)
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s:\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server and its workers (contention does not count)."""
+        import psutil
+
+        total = 0.0
+        try:
+            root = psutil.Process(self.process.pid)
+            for process in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+        except psutil.Error:
+            pass
+        return total
 
     def tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -166,6 +187,7 @@ def drive(port: int, concurrency: int, requests: int, max_seconds: float, k: int
     issued = 0
     latencies: list[float] = []
     errors = 0
+    reasons: list[str] = []
     start = time.perf_counter()
     deadline = start + max_seconds
 
@@ -193,8 +215,8 @@ def drive(port: int, concurrency: int, requests: int, max_seconds: float, k: int
                     ok = response.status == 200 and b'"tracks"' in payload
                     if response.getheader("Connection", "").lower() == "close":
                         connection.close()
-                except (OSError, http.client.HTTPException):
-                    ok = False
+                except (OSError, http.client.HTTPException) as error:
+                    ok, payload = False, repr(error).encode()
                     connection.close()
                 elapsed = time.perf_counter() - t0
                 with lock:
@@ -202,12 +224,16 @@ def drive(port: int, concurrency: int, requests: int, max_seconds: float, k: int
                         latencies.append(elapsed)
                     else:
                         errors += 1
+                        if len(reasons) < 3:
+                            reasons.append(payload[:200].decode(errors="replace"))
         finally:
             connection.close()
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(client, range(concurrency)))
     seconds = time.perf_counter() - start
+    for reason in reasons:
+        print(f"    error: {reason}", file=sys.stderr)
     return LoadResult(len(latencies) + errors, errors, seconds, np.asarray(latencies) * 1e3)
 
 
@@ -220,11 +246,14 @@ def run_server(
         server.wait_ready(args.ready_timeout)
         drive(port, max(args.levels), args.warmup, args.max_seconds, args.k)
         for level in args.levels:
+            cpu = server.cpu_seconds()
             result = drive(port, level, args.requests, args.max_seconds, args.k)
+            result.server_cpu_s = server.cpu_seconds() - cpu
             results[level] = result
             print(
                 f"  {name} c={level}: {result.rps:.1f} req/s, p50 {result.pct(50):.1f} ms, "
-                f"p99 {result.pct(99):.1f} ms, {result.errors} errors",
+                f"p99 {result.pct(99):.1f} ms, {result.errors} errors, "
+                f"server CPU {result.cpu_ms_per_request:.1f} ms/request",
                 file=sys.stderr,
                 flush=True,
             )
@@ -233,19 +262,21 @@ def run_server(
 
 def print_table(gunicorn: dict[int, LoadResult], dev: dict[int, LoadResult]) -> None:
     print(
-        "| concurrency | gunicorn req/s | p50 ms | p99 ms | errors "
-        "| dev server req/s | p50 ms | p99 ms | errors | req/s ratio | p50 ratio |"
+        "| concurrency | gunicorn req/s | p50 ms | p99 ms | errors | CPU ms/req "
+        "| dev server req/s | p50 ms | p99 ms | errors | CPU ms/req | req/s ratio | p50 ratio |"
     )
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 13)
     for level, g in gunicorn.items():
         d = dev.get(level)
         cells = [f"{level}", f"{g.rps:.1f}", f"{g.pct(50):.1f}", f"{g.pct(99):.1f}", f"{g.errors}"]
+        cells += [f"{g.cpu_ms_per_request:.1f}"]
         if d is not None:
             cells += [f"{d.rps:.1f}", f"{d.pct(50):.1f}", f"{d.pct(99):.1f}", f"{d.errors}"]
+            cells += [f"{d.cpu_ms_per_request:.1f}"]
             cells += [f"{g.rps / d.rps:.2f}x" if d.rps else "-"]
             cells += [f"{d.pct(50) / g.pct(50):.2f}x"]
         else:
-            cells += ["-"] * 6
+            cells += ["-"] * 7
         print("| " + " | ".join(cells) + " |")
 
 
@@ -263,22 +294,30 @@ def check_targets(results: dict[int, LoadResult]) -> None:
 
 def profile(args: argparse.Namespace, repeats: int = 50) -> None:
     """Where one request's time goes, in this process, stage by stage."""
+    import faiss
+    import torch
+
     from recommender.api import create_app
     from recommender.ranking import RankingOptions, rank
     from recommender.service import Recommender
 
+    # As in a gunicorn worker (two workers share the cores): see recommender/server.py.
+    threads = max(1, (os.cpu_count() or 1) // (args.workers or 2))
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
     service = Recommender.load(args.model, args.index, engine=args.engine)
     classifier = service.classifier
     tokenizer = getattr(classifier, "tokenizer", None)
     client = create_app(service=service).test_client()
     options = RankingOptions(k=args.k)
-    stages: dict[str, list[float]] = {}
+    stages: dict[str, list[tuple[float, float]]] = {}
 
     @contextlib.contextmanager
     def stage(name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield
-        stages.setdefault(name, []).append(time.perf_counter() - t0)
+        spent = (time.perf_counter() - t0, time.process_time() - c0)
+        stages.setdefault(name, []).append(spent)
 
     for i in range(repeats + 5):
         if i == 5:  # the first five warm up
@@ -297,39 +336,107 @@ def profile(args: argparse.Namespace, repeats: int = 50) -> None:
             json.dumps({"tracks": [t.to_dict() for t in tracks]}, ensure_ascii=False)
         with stage("whole request, Flask test client"):
             client.post("/recommend", json={"text": text, "k": args.k})
-    print(f"\nIn-process profile of one request ({repeats} texts, ms):\n")
-    print("| stage | p50 ms | p90 ms |")
-    print("|---|---|---|")
+    print(
+        f"\nIn-process profile of one request ({repeats} texts, {threads} torch/FAISS "
+        f"thread(s); wall time, and CPU time, which contention does not inflate):\n"
+    )
+    print("| stage | wall p50 ms | wall p90 ms | CPU mean ms |")
+    print("|---|---|---|---|")
     for name, values in stages.items():
-        ms = np.asarray(values) * 1e3
-        print(f"| {name} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 90):.2f} |")
+        wall, cpu = (np.asarray(v) * 1e3 for v in zip(*values, strict=True))
+        print(
+            f"| {name} | {np.percentile(wall, 50):.2f} | {np.percentile(wall, 90):.2f} "
+            f"| {cpu.mean():.2f} |"
+        )
 
 
-def build_tiny(directory: Path) -> tuple[str, str]:
-    """A tiny random checkpoint (the tests' one) and the sample catalogue indexed with it."""
-    sys.path.insert(0, str(ROOT))
-    from tests.conftest import save_tiny_checkpoint
+def save_small_checkpoint(directory: Path, corpus: list[str]) -> Path:
+    """Random weights in the bundled model's architecture (the training's `small` preset)."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import (
+        ElectraConfig,
+        ElectraForSequenceClassification,
+        PreTrainedTokenizerFast,
+    )
 
-    model = save_tiny_checkpoint(directory / "tiny-model")
-    index = directory / "tiny-index"
+    from recommender.emotions import EMOTIONS
+
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.NFKC()
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    trainer = trainers.WordPieceTrainer(vocab_size=20000, special_tokens=specials)
+    wordpiece.train_from_iterator(corpus, trainer)
+    cls_id, sep_id = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+    wordpiece.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=256,
+    )
+    config = ElectraConfig(
+        vocab_size=wordpiece.get_vocab_size(),
+        embedding_size=128,
+        hidden_size=256,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=256,
+        num_labels=len(EMOTIONS),
+        id2label=dict(enumerate(EMOTIONS)),
+        label2id={e: i for i, e in enumerate(EMOTIONS)},
+    )
+    torch.manual_seed(0)
+    ElectraForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def build_stand_in(kind: str, directory: Path) -> tuple[str, str]:
+    """A random-weight checkpoint and the sample catalogue indexed with it, for timing only."""
     catalogue = ROOT / "catalog" / "sample.jsonl"
+    if kind == "tiny":
+        sys.path.insert(0, str(ROOT))
+        from tests.conftest import save_tiny_checkpoint
+
+        model = save_tiny_checkpoint(directory / "tiny-model")
+    else:
+        lyrics = [json.loads(line)["lyrics"] for line in catalogue.open(encoding="utf-8")]
+        model = save_small_checkpoint(directory / "small-model", lyrics + list(TEXTS))
+    index = directory / f"{kind}-index"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "recommender",
-            "index",
-            str(catalogue),
-            "-o",
-            str(index),
-            "--model",
-            str(model),
-            "--json",
-        ],
+        [sys.executable, "-m", "recommender", "index", str(catalogue), "-o", str(index)]
+        + ["--model", str(model), "--json"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     return str(model), str(index)
+
+
+def export_onnx(model: str, precision: str, directory: Path) -> tuple[str, str]:
+    """``model`` exported to ONNX (fp32 or int8) and the sample catalogue indexed with it."""
+    export = directory / f"onnx-{precision}"
+    command = [sys.executable, "-m", "recommender", "export-onnx", model, "-o", str(export)]
+    subprocess.run(command + (["--int8"] if precision == "int8" else []), check=True)
+    index = directory / f"onnx-{precision}-index"
+    catalogue = ROOT / "catalog" / "sample.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "recommender", "index", str(catalogue), "-o", str(index)]
+        + ["--model", str(export), "--engine", "onnx", "--json"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return str(export), str(index)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,7 +444,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
     parser.add_argument("--index", default=None, help="index dir (default: the sample index)")
     parser.add_argument("--engine", default=None, choices=["torch", "onnx"])
-    parser.add_argument("--tiny", action="store_true", help="build and use a tiny random model")
+    parser.add_argument(
+        "--stand-in",
+        choices=["tiny", "small"],
+        default=None,
+        help="time a random-weight model instead: the tests' tiny one, or the bundled "
+        "model's architecture (hidden 256, 6 layers)",
+    )
+    parser.add_argument(
+        "--onnx",
+        choices=["fp32", "int8"],
+        default=None,
+        help="export the model to ONNX, index the sample catalogue with it, serve that",
+    )
     parser.add_argument("--workers", type=int, default=None, help="default: serve's default")
     parser.add_argument("--threads", type=int, default=None, help="default: serve's default")
     parser.add_argument("--concurrency", default="1,4,8")
@@ -354,13 +473,16 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.service import default_index
 
     with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
-        if args.tiny:
-            args.model, args.index = build_tiny(Path(tmp))
+        if args.stand_in:
+            args.model, args.index = build_stand_in(args.stand_in, Path(tmp))
         args.model = args.model or default_model()
         args.index = args.index or default_index()
         for what, path in (("model", args.model), ("index", args.index)):
             if not Path(path).exists():
-                parser.error(f"no {what} at {path}; pass --{what}, or --tiny")
+                parser.error(f"no {what} at {path}; pass --{what}, or --stand-in")
+        if args.onnx:
+            args.model, args.index = export_onnx(args.model, args.onnx, Path(tmp))
+            args.engine = "onnx"
         print(
             f"model {args.model}, index {args.index}, {os.cpu_count()} CPUs, "
             f"{args.requests} requests or {args.max_seconds:.0f}s per level; "
