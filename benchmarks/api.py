@@ -423,20 +423,21 @@ def build_stand_in(kind: str, directory: Path) -> tuple[str, str]:
     return str(model), str(index)
 
 
+def index_sample(model: str, output: Path, engine: str | None) -> str:
+    """The sample catalogue indexed with ``model`` (when no sample index is shipped yet)."""
+    catalogue = ROOT / "catalog" / "sample.jsonl"
+    command = [sys.executable, "-m", "recommender", "index", str(catalogue), "-o", str(output)]
+    command += ["--model", model, "--json"] + (["--engine", engine] if engine else [])
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return str(output)
+
+
 def export_onnx(model: str, precision: str, directory: Path) -> tuple[str, str]:
     """``model`` exported to ONNX (fp32 or int8) and the sample catalogue indexed with it."""
     export = directory / f"onnx-{precision}"
     command = [sys.executable, "-m", "recommender", "export-onnx", model, "-o", str(export)]
     subprocess.run(command + (["--int8"] if precision == "int8" else []), check=True)
-    index = directory / f"onnx-{precision}-index"
-    catalogue = ROOT / "catalog" / "sample.jsonl"
-    subprocess.run(
-        [sys.executable, "-m", "recommender", "index", str(catalogue), "-o", str(index)]
-        + ["--model", str(export), "--engine", "onnx", "--json"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return str(export), str(index)
+    return str(export), index_sample(str(export), directory / f"onnx-{precision}-index", "onnx")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -476,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.stand_in:
             args.model, args.index = build_stand_in(args.stand_in, Path(tmp))
         args.model = args.model or default_model()
+        if args.index is None and not Path(default_index()).exists():
+            args.index = index_sample(args.model, Path(tmp) / "sample-index", args.engine)
         args.index = args.index or default_index()
         for what, path in (("model", args.model), ("index", args.index)):
             if not Path(path).exists():

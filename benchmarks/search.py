@@ -268,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for size in [int(s) for s in args.sizes.split(",") if s]:
         rows += run_size(size, kinds, args)
-    print()
-    print_table(rows)
+    if rows:
+        print()
+        print_table(rows)
     if args.sweep:
         sweep([int(s) for s in args.sweep.split(",") if s], args)
     return 0
