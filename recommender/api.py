@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -72,8 +73,11 @@ def _settings_from_env() -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for key in DEFAULTS:
         value = os.environ.get(f"RECOMMENDER_{key}")
-        if value:
-            settings[key] = int(value) if key in INT_SETTINGS else value
+        if not value:
+            continue
+        if key in INT_SETTINGS and not value.isdigit():
+            raise InvalidInputError(f"RECOMMENDER_{key} must be a whole number; got {value!r}")
+        settings[key] = int(value) if key in INT_SETTINGS else value
     return settings
 
 
@@ -180,19 +184,27 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "number")
 
 
-def _integer(body: dict[str, Any], field: str, default: int | None, low: int, high: int) -> Any:
+def _integer(
+    body: dict[str, Any], field: str, default: int, low: int, high: int, *, nullable: bool = False
+) -> Any:
     value = body.get(field, default)
-    if value is None and default is None:
+    if value is None and nullable:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInputError(f"{field!r} must be an integer from {low} to {high}; got {value!r}")
+        allowed = f"an integer from {low} to {high}" + (" or null" if nullable else "")
+        raise InvalidInputError(f"{field!r} must be {allowed}; got {_shown(value)}")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A request value as JSON, the way the client wrote it."""
+    return json.dumps(value, ensure_ascii=False)[:80]
 
 
 def _number(body: dict[str, Any], field: str, default: float) -> float:
     value = body.get(field, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidInputError(f"{field!r} must be a number from 0 to 1; got {value!r}")
+        raise InvalidInputError(f"{field!r} must be a number from 0 to 1; got {_shown(value)}")
     return float(value)
 
 
@@ -204,7 +216,7 @@ def recommend() -> Any:
         raise InvalidInputError("missing field 'text'")
     text = _text(body["text"], "text")
     k = _integer(body, "k", config["DEFAULT_K"], 1, config["MAX_K"])
-    per_artist = _integer(body, "per_artist", 2, 1, config["MAX_K"])
+    per_artist = _integer(body, "per_artist", 2, 1, config["MAX_K"], nullable=True)
     filters = body.get("filters")
     if filters is None:
         filters = {}

@@ -70,6 +70,21 @@ def load_classifier(
     return EmotionClassifier.from_pretrained(name, device=device, batch_size=batch_size)
 
 
+def check_text(text: object, name: str = "text") -> str:
+    """One text, or InvalidInputError naming it: not a string, blank, or not valid Unicode."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{name} is {type(text).__name__}, not a string")
+    if not text.strip():
+        raise InvalidInputError(f"{name} is empty or whitespace only")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: JSON "\ud800", undecodable argv bytes
+        raise InvalidInputError(
+            f"{name} is not valid Unicode: it contains a lone surrogate"
+        ) from None
+    return text
+
+
 def validate_texts(texts: Sequence[str], *, max_texts: int | None = None) -> list[str]:
     """The texts as a list, or InvalidInputError saying which one is unusable and why."""
     if isinstance(texts, (str, bytes)):
@@ -79,16 +94,7 @@ def validate_texts(texts: Sequence[str], *, max_texts: int | None = None) -> lis
     if max_texts is not None and len(texts) > max_texts:
         raise InvalidInputError(f"too many texts: {len(texts)} (at most {max_texts})")
     for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(f"text {i} is {type(text).__name__}, not a string")
-        if not text.strip():
-            raise InvalidInputError(f"text {i} is empty or whitespace only")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: JSON "\ud800", undecodable argv bytes
-            raise InvalidInputError(
-                f"text {i} is not valid Unicode: it contains a lone surrogate"
-            ) from None
+        check_text(text, f"text {i}")
     return list(texts)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,27 @@ def _previous_vectors(output: Path, model: EmotionModel) -> dict[str, np.ndarray
     return dict(zip(hashes, previous.vectors, strict=True))
 
 
+def _check_writable(output: Path) -> None:
+    """Fail before hours of classification, not after, if the index cannot be written."""
+    parent = output.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as error:
+        raise CatalogueError(f"cannot write the index to {str(output)!r}: {error}") from None
+
+
+def _whole_numbers(frame: Any) -> Any:
+    """Float columns holding only whole numbers (years with gaps) as nullable integers."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind == "f" and values.notna().any():
+            present = values.dropna()
+            if (present == present.round()).all():
+                frame[column] = values.astype("Int64")
+    return frame
+
+
 def build_index(
     catalogue: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -128,6 +150,7 @@ def build_index(
     from tqdm.auto import tqdm
 
     frame = read_catalogue(catalogue)
+    _check_writable(Path(output))
     lyrics = frame["lyrics"]
     usable = lyrics.map(lambda x: isinstance(x, str) and bool(x.strip())).to_numpy(dtype=bool)
     skipped = [
@@ -162,8 +185,9 @@ def build_index(
         reused=len(frame) - len(todo),
         skipped=skipped,
     )
-    metadata = frame.drop(columns=["lyrics"])
-    tracks = pa.Table.from_pandas(metadata, preserve_index=False)
+    tracks = pa.Table.from_pandas(
+        _whole_numbers(frame.drop(columns=["lyrics"])), preserve_index=False
+    )
     index = TrackIndex(
         vectors,
         tracks,

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.classifier import EmotionModel, Engine, validate_texts
+from recommender.classifier import EmotionModel, Engine, check_text
 from recommender.emotions import as_mapping, parse_emotion
-from recommender.errors import InvalidInputError
 from recommender.ranking import RankedTrack, RankingOptions, rank, shift_query
 from recommender.track_index import TrackIndex
 
@@ -99,9 +98,7 @@ class Recommender:
             # A copy of a mapping; anything else is refused by RankingOptions with a clear error.
             filters=dict(filters) if isinstance(filters, Mapping) else filters,
         )
-        if not isinstance(text, str):
-            raise InvalidInputError(f"text must be a string; got {type(text).__name__}")
-        validate_texts([text])
+        check_text(text)
         vector = self.classifier.predict_proba([text])[0]
         query: np.ndarray = vector
         if target is not None:

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from recommender.api import DEFAULTS, EXTENSION, create_app
 from recommender.emotions import EMOTIONS
+from recommender.errors import InvalidInputError
 from recommender.service import Recommender
 from tests.catalogue import load_index, make_index
 
@@ -160,11 +161,11 @@ LONG_TEXT = "가" * 51  # SMALL_LIMITS allows 50 characters
         ({"text": HAPPY_TEXT, "k": 0}, "'k' must be an integer from 1 to 100; got 0"),
         ({"text": HAPPY_TEXT, "k": 101}, "'k' must be an integer from 1 to 100; got 101"),
         ({"text": HAPPY_TEXT, "k": -1}, "'k' must be an integer from 1 to 100; got -1"),
-        ({"text": HAPPY_TEXT, "k": "5"}, "'k' must be an integer from 1 to 100; got '5'"),
+        ({"text": HAPPY_TEXT, "k": "5"}, "'k' must be an integer from 1 to 100; got \"5\""),
         ({"text": HAPPY_TEXT, "k": 2.5}, "'k' must be an integer from 1 to 100; got 2.5"),
         ({"text": HAPPY_TEXT, "k": 5.0}, "'k' must be an integer from 1 to 100; got 5.0"),
-        ({"text": HAPPY_TEXT, "k": True}, "'k' must be an integer from 1 to 100; got True"),
-        ({"text": HAPPY_TEXT, "k": None}, "'k' must be an integer from 1 to 100; got None"),
+        ({"text": HAPPY_TEXT, "k": True}, "'k' must be an integer from 1 to 100; got true"),
+        ({"text": HAPPY_TEXT, "k": None}, "'k' must be an integer from 1 to 100; got null"),
         ({"text": HAPPY_TEXT, "k": [5]}, "'k' must be an integer from 1 to 100"),
         ({"text": HAPPY_TEXT, "per_artist": 0}, "'per_artist' must be an integer from 1 to 100"),
         ({"text": HAPPY_TEXT, "per_artist": "2"}, "'per_artist' must be an integer from 1"),
@@ -430,3 +431,21 @@ def test_env_limits_apply_to_requests(service: Recommender, monkeypatch):
 
 def test_service_lives_in_app_extensions(app: Flask, service: Recommender):
     assert app.extensions[EXTENSION].service is service
+
+
+def test_per_artist_null_lifts_the_cap(client: FlaskClient):
+    capped = client.post("/recommend", json={"text": HAPPY_TEXT, "k": 6, "per_artist": 1})
+    uncapped = client.post("/recommend", json={"text": HAPPY_TEXT, "k": 6, "per_artist": None})
+    assert capped.status_code == uncapped.status_code == 200
+    capped_artists = [t["artist"] for t in capped.get_json()["tracks"]]
+    artists = [t["artist"] for t in uncapped.get_json()["tracks"]]
+    assert len(set(capped_artists)) == len(capped_artists)
+    assert len(artists) == 6 and len(artists) > len(set(artists))
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "1.5"])
+def test_bad_integer_setting_in_the_environment_is_named(service: Recommender, monkeypatch, value):
+    monkeypatch.setenv("RECOMMENDER_MAX_K", value)
+    message = f"RECOMMENDER_MAX_K must be a whole number; got '{value}'"
+    with pytest.raises(InvalidInputError, match=message):
+        create_app(service=service)

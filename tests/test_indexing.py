@@ -149,3 +149,19 @@ def test_index_with_real_tiny_model(tmp_path: Path, tiny_classifier):
     np.testing.assert_allclose(
         index.vectors[3], tiny_classifier.predict_proba([long_lyrics])[0], atol=1e-6
     )
+
+
+def test_whole_number_columns_with_gaps_stay_integers(tmp_path: Path, fake_classifier):
+    rows = [dict(r, year=2001 + i) for i, r in enumerate(ROWS)]
+    rows[0]["year"] = None
+    build_index(write(tmp_path / "cat.jsonl", rows), tmp_path / "idx", fake_classifier)
+    years = TrackIndex.load(tmp_path / "idx").tracks.column("year").to_pylist()
+    assert years == [None, 2002, 2003, 2005]
+
+
+def test_unwritable_output_fails_before_classifying(tmp_path: Path, fake_classifier):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CatalogueError, match="cannot write the index"):
+        build_index(write(tmp_path / "cat.csv", ROWS), blocker / "idx", fake_classifier)
+    assert fake_classifier.calls == []

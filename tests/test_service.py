@@ -78,10 +78,10 @@ def test_zero_shift_keeps_the_ranking(service: Recommender):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (None, "text must be a string; got NoneType"),
-        (42, "text must be a string; got int"),
-        (["행복"], "text must be a string; got list"),
-        (b"bytes", "text must be a string; got bytes"),
+        (None, "text is NoneType, not a string"),
+        (42, "text is int, not a string"),
+        (["행복"], "text is list, not a string"),
+        (b"bytes", "text is bytes, not a string"),
         ("", "empty or whitespace only"),
         ("  \n\t ", "empty or whitespace only"),
     ],
