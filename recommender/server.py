@@ -37,9 +37,14 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         # spin on cores the other workers need.
         torch.set_num_threads(self.torch_threads)
         faiss.omp_set_num_threads(self.torch_threads)
-        from recommender.api import create_app
+        from recommender.api import EXTENSION, create_app
 
-        return create_app(self.app_config)
+        app = create_app(self.app_config)
+        # Take requests only once this worker's model and index are loaded (or failed): a
+        # worker still loading (at start, or restarted) would otherwise answer them with 503
+        # while its siblings are ready.
+        app.extensions[EXTENSION].wait()
+        return app
 
 
 def serve(
