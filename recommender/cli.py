@@ -113,7 +113,7 @@ def classify(
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "flat", "ivf", "hnsw"]),
-    help="Search structure: auto is exact below 100,000 tracks and IVF above.",
+    help="Search structure: auto is exact (flat) below 20,000 tracks and IVF above.",
 )
 @DEVICE
 @AS_JSON
