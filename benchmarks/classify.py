@@ -7,8 +7,8 @@ Texts: short diary lines and full multi-verse lyrics, generated deterministicall
 repository's own Korean text (data/diary/train.tsv, catalog/sample.jsonl). Checkpoints, built
 in a temporary directory: the bundled model (skipped with a note when absent) and one with the
 reference model's exact architecture (ElectraForSequenceClassification, 12 layers, hidden 768,
-12 heads, intermediate 3072, vocabulary 35,000, 512 positions) with random weights and a
-WordPiece tokenizer trained on the same local text.
+12 heads, intermediate 3072, vocabulary 35,000, 512 positions) with random weights and the
+bundled model's tokenizer (without one, a WordPiece trained on the same local text).
 
 Every engine runs in its own child process (so peak RSS is that engine's), all loaded at once
 and driven in rounds, the order rotating each round, so that load from other work on this
@@ -130,6 +130,19 @@ def train_wordpiece(texts: list[str], vocab_size: int = 35000) -> Any:
     )
 
 
+def bundled_tokenizer() -> Any | None:
+    """The bundled model's tokenizer where there is one: its token counts are realistic."""
+    from transformers import AutoTokenizer
+
+    from recommender.classifier import BUNDLED_MODEL
+
+    if not (BUNDLED_MODEL / "tokenizer.json").is_file():
+        return None
+    tokenizer = AutoTokenizer.from_pretrained(BUNDLED_MODEL)
+    tokenizer.model_max_length = 512
+    return tokenizer
+
+
 def build_reference_architecture(directory: Path, *, tokenizer: Any | None = None) -> Path:
     """KoELECTRA-base's exact shape with random weights (seeded), saved as a checkpoint."""
     import torch
@@ -161,16 +174,20 @@ def build_reference_architecture(directory: Path, *, tokenizer: Any | None = Non
 
 
 def _model_card_loop(checkpoint: str) -> Any:
-    """The reference card's ``analyze_emotion``: one text per call, truncated at 512 tokens."""
+    """The reference card's ``analyze_emotion``: one text per call, truncated at 512 tokens
+    (or at the model's own limit where that is shorter, as for the bundled model)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
     labels = ["angry", "anxious", "embarrassed", "happy", "heartache", "sad"]
+    max_length = min(512, model.config.max_position_embeddings)
 
     def analyze_emotion(text: str) -> dict[str, float]:
-        inputs = tokenizer(text, return_tensors="pt", truncation=True, max_length=512, padding=True)
+        inputs = tokenizer(
+            text, return_tensors="pt", truncation=True, max_length=max_length, padding=True
+        )
         with torch.no_grad():
             outputs = model(**inputs)
         probs = torch.softmax(outputs.logits, dim=1)
@@ -355,16 +372,17 @@ def format_table(name: str, rows: list[Row], *, card_every: int) -> str:
     lines += [
         "",
         f"¹ timed on every {card_every}th text of each round and extrapolated; it truncates "
-        "at 512 tokens where the project windows, so its agreement differs on long lyrics.",
+        "at the model's window where the project windows, so it differs on long lyrics.",
     ]
     return "\n".join(lines)
 
 
-def describe_texts(texts: list[str], tokenizer: Any) -> str:
-    lengths = np.array([len(ids) for ids in tokenizer(texts)["input_ids"]])
+def describe_texts(texts: list[str], tokenizer: Any, window: int) -> str:
+    lengths = np.array([len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]])
     return (
         f"{len(texts)} texts: median {np.median(lengths):.0f} tokens, mean {lengths.mean():.0f}, "
-        f"max {lengths.max()}; {np.mean(lengths > 512):.0%} over 512 (windowed)"
+        f"max {lengths.max()}; {np.mean(lengths > window):.0%} over the model's {window}-token "
+        f"window (windowed by the project, truncated by the model card)"
     )
 
 
@@ -392,7 +410,7 @@ def main() -> None:
     if args.quick:
         args.texts, args.rounds, args.card_every = 64, 2, 4
 
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from recommender.classifier import BUNDLED_MODEL
 
@@ -413,15 +431,16 @@ def main() -> None:
             else:
                 print(f"note: no bundled model at {BUNDLED_MODEL}; skipping it", flush=True)
         if args.only in (None, "base"):
-            print("building the reference-architecture checkpoint (random weights) ...")
             base = work / "koelectra-base-shape"
             if not (base / "config.json").is_file():
-                build_reference_architecture(base)
+                print("building the reference-architecture checkpoint (random weights) ...")
+                build_reference_architecture(base, tokenizer=bundled_tokenizer())
             checkpoints.append(("KoELECTRA-base shape (12×768, random weights)", base))
         for name, checkpoint in checkpoints:
             print(f"\n{name}: {checkpoint}", flush=True)
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-            print("  " + describe_texts(texts, tokenizer), flush=True)
+            window = min(512, AutoConfig.from_pretrained(checkpoint).max_position_embeddings)
+            print("  " + describe_texts(texts, tokenizer, window), flush=True)
             dirs = export_engines(checkpoint, work / name.split()[0])
             rows = run_checkpoint(
                 name,

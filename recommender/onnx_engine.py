@@ -242,7 +242,9 @@ def export_onnx(
                     quantized,
                     weight_type=QuantType.QInt8,
                     op_types_to_quantize=["MatMul"],
-                    per_channel=True,
+                    # Per-tensor scales: per-channel ones moved the bundled model's
+                    # probabilities four times as far (max 0.11 against 0.03) on AVX2.
+                    per_channel=False,
                 )
             finally:
                 logging.disable(logging.NOTSET)

@@ -74,7 +74,7 @@ def test_output_contract(onnx_models, precision):
     ("precision", "max_delta", "min_agreement"),
     # The tiny model's weights are random and large (initializer_range 0.6), a harsher test of
     # int8 than a trained model; the benchmark measures agreement on a real-size model.
-    [("fp32", 1e-4, 1.0), ("int8", 0.2, 0.8)],
+    [("fp32", 1e-4, 1.0), ("int8", 0.15, 0.9)],
 )
 def test_agrees_with_pytorch(onnx_models, tiny_classifier, precision, max_delta, min_agreement):
     reference = tiny_classifier.predict_proba(TEXTS)
