@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from typing import Any, Literal
 
 import numpy as np
@@ -94,32 +95,46 @@ def apply_search_params(index: Any, index_type: str, params: dict[str, Any]) -> 
         faiss.downcast_index(index).hnsw.efSearch = int(params["ef_search"])
 
 
-def search(
-    index: Any, index_type: str, params: dict[str, Any], queries: np.ndarray, k: int, exact: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` by inner product; ``exact`` scans everything even in an approximate index.
+class Searcher:
+    """Top ``k`` by inner product over one built index; ``exact`` scans everything.
 
-    Search-time knobs travel in per-call parameters, never by mutating the shared index, so
-    concurrent request threads are safe. IVF widens ``nprobe`` for large ``k`` so that the lists
-    probed hold several times ``k`` vectors; HNSW already searches with ``max(efSearch, k)``.
+    What each call needs is looked up once, here: a one-query search takes tens of
+    microseconds, so per-call SWIG lookups would show. Search-time knobs travel in per-call
+    parameters, never by mutating the shared index, so concurrent request threads are safe.
+    IVF widens ``nprobe`` for large ``k`` so that the lists probed hold several times ``k``
+    vectors; HNSW already searches with ``max(efSearch, k)``.
     """
-    import faiss
 
-    if index_type == "flat":
-        return index.search(queries, k)
-    if index_type == "hnsw":
+    def __init__(self, index: Any, index_type: str, params: dict[str, Any]) -> None:
+        import faiss
+
+        self.index = index
+        self.index_type = index_type
+        self.exact_index = index
+        self.nlist = 0
+        self.per_list = 1.0
+        self.cheap_k = sys.maxsize  # up to this k the stored search knobs suffice
+        if index_type == "hnsw":
+            self.exact_index = faiss.downcast_index(index.storage)
+        elif index_type == "ivf":
+            ivf = faiss.extract_index_ivf(index)
+            self.nlist = int(ivf.nlist)
+            self.per_list = max(ivf.ntotal / max(self.nlist, 1), 1.0)
+            self.cheap_k = int(int(params["nprobe"]) * self.per_list / 4)
+
+    def search(self, queries: np.ndarray, k: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        if exact and self.index_type == "ivf":
+            return self.index.search(
+                queries, k, params=faiss.SearchParametersIVF(nprobe=self.nlist)
+            )
         if exact:
-            return faiss.downcast_index(index.storage).search(queries, k)
-        return index.search(queries, k)
-    ivf = faiss.extract_index_ivf(index)
-    if exact:
-        nprobe = ivf.nlist
-    else:
-        per_list = max(ivf.ntotal / max(ivf.nlist, 1), 1.0)
-        nprobe = min(ivf.nlist, max(int(params["nprobe"]), math.ceil(4 * k / per_list)))
-    if nprobe == ivf.nprobe:
-        return index.search(queries, k)
-    return index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
+            return self.exact_index.search(queries, k)
+        if k <= self.cheap_k:
+            return self.index.search(queries, k)
+        nprobe = min(self.nlist, math.ceil(4 * k / self.per_list))
+        return self.index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
 
 
 def tune(index: Any, index_type: str, embedded: np.ndarray, seed: int) -> tuple[int, float]:
