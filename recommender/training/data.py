@@ -285,6 +285,8 @@ def load_corpus(
     data_dir: Path,
     diary_dir: Path | None = None,
     weights: Mapping[str, float] | None = None,
+    max_open_rows: int | None = None,
+    seed: int = SPLIT_SEED,
 ) -> Corpus:
     """Everything labelled that training uses, with its fixed splits.
 
@@ -306,6 +308,11 @@ def load_corpus(
     ]
     kote_train, kote_dev, kote_test = kote_splits(data_dir, weights["kote"])
     train.append(kote_train)
+    if max_open_rows is not None and max_open_rows < sum(len(s) for s in train):
+        # A random sample of the open-data rows (diary rows are always all kept).
+        merged = concat(train)
+        keep = np.sort(np.random.default_rng(seed).permutation(len(merged))[:max_open_rows])
+        train = [subset(merged, keep)]
     dev = {
         "goemotions": load_goemotions(files["goemotions_dev"], names),
         "kote": kote_dev,

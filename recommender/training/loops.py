@@ -98,6 +98,7 @@ def pretrain_mlm(
     vocab_size: int,
     device: torch.device,
     seed: int,
+    schedule_steps: int | None = None,
     time_budget_s: float | None = None,
     progress: bool = True,
 ) -> int:
@@ -105,7 +106,7 @@ def pretrain_mlm(
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    scheduler = linear_schedule(optimizer, steps)
+    scheduler = linear_schedule(optimizer, schedule_steps or steps)
     lengths = [len(s) for s in sequences]
     batches: list[np.ndarray] = []
     model.train()
@@ -189,6 +190,7 @@ def fine_tune(
     *,
     class_weights: np.ndarray,
     epochs: int,
+    schedule_epochs: int | None = None,
     batch_size: int,
     learning_rate: float,
     patience: int,
@@ -207,7 +209,9 @@ def fine_tune(
     lengths = [len(s) for s in sequences]
     steps_per_epoch = math.ceil(len(sequences) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    scheduler = linear_schedule(optimizer, steps_per_epoch * epochs, warmup=0.1)
+    scheduler = linear_schedule(
+        optimizer, steps_per_epoch * (schedule_epochs or epochs), warmup=0.1
+    )
     cw = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best_epoch, best_score, history = 0, -math.inf, []

@@ -22,6 +22,11 @@ class TrainOptions:
     seed: int = 13
     device: str | None = None
     preset: Preset = "small"
+    # Start from an existing checkpoint (its tokenizer and weights): no tokenizer training and
+    # no pre-training, only fine-tuning and calibration.
+    init_from: Path | None = None
+    # Cap on the open-data training rows (a seeded sample); the diary rows are always kept.
+    max_open_rows: int | None = None
     # Model shape.
     vocab_size: int | None = None
     hidden_size: int | None = None
@@ -33,6 +38,9 @@ class TrainOptions:
     pretrain_max_length: int | None = None
     pretrain_learning_rate: float | None = None
     pretrain_time_budget_s: float | None = None
+    # Length of the learning-rate schedule when it differs from the steps/epochs run (to replay
+    # a run that a time budget stopped early); None means the same as pretrain_steps/epochs.
+    pretrain_schedule_steps: int | None = None
     max_reviews: int | None = None
     # Fine-tuning.
     epochs: int | None = None
@@ -40,6 +48,7 @@ class TrainOptions:
     max_length: int | None = None
     learning_rate: float | None = None
     finetune_time_budget_s: float | None = None
+    schedule_epochs: int | None = None
     patience: int = 2
     class_weight_power: float = 0.5
     diary_weight: float = 3.0

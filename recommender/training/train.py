@@ -100,24 +100,29 @@ def train(options: TrainOptions) -> Path:
         options.data_dir,
         options.diary_dir,
         weights={"diary": options.diary_weight, "chatbot": options.chatbot_weight},
+        max_open_rows=options.max_open_rows,
+        seed=options.seed,
     )
-    logger.info("reading unlabelled reviews from %s", options.data_dir / datasets.REVIEWS)
-    reviews = list(datasets.iter_reviews(options.data_dir, options.max_reviews))
-    unlabelled = reviews + corpus.train.texts
-    logger.info("%d unlabelled texts, %d training rows", len(unlabelled), len(corpus.train))
-
-    tokenizer = train_tokenizer(
-        unlabelled, vocab_size=options.vocab_size, model_max_length=options.max_positions
-    )
+    if options.init_from is not None:
+        tokenizer, classifier = _load_initial(options.init_from)
+        unlabelled: list[str] = []
+        pad_id = tokenizer.pad_token_id
+    else:
+        logger.info("reading unlabelled reviews from %s", options.data_dir / datasets.REVIEWS)
+        reviews = list(datasets.iter_reviews(options.data_dir, options.max_reviews))
+        unlabelled = reviews + corpus.train.texts
+        logger.info("%d unlabelled texts, %d training rows", len(unlabelled), len(corpus.train))
+        tokenizer = train_tokenizer(
+            unlabelled, vocab_size=options.vocab_size, model_max_length=options.max_positions
+        )
+        logger.info("tokenizer: %d tokens", len(tokenizer))
+        pad_id = tokenizer.pad_token_id
+        config = build_config(options, len(tokenizer), pad_id)
+        torch.manual_seed(options.seed)
+        classifier = ElectraForSequenceClassification(config)
     timings["tokenizer_s"] = time.monotonic() - started
-    logger.info("tokenizer: %d tokens", len(tokenizer))
-    pad_id = tokenizer.pad_token_id
-    config = build_config(options, len(tokenizer), pad_id)
-
-    torch.manual_seed(options.seed)
-    classifier = ElectraForSequenceClassification(config)
     pretrain_steps_done = 0
-    if options.pretrain_steps:
+    if options.pretrain_steps and options.init_from is None:
         mlm = ElectraForMaskedLM(config).to(device)
         sequences = _encode(tokenizer, unlabelled, options.pretrain_max_length)
         sequences = [s for s in sequences if len(s) > 3]
@@ -126,6 +131,7 @@ def train(options: TrainOptions) -> Path:
             mlm,
             sequences,
             steps=options.pretrain_steps,
+            schedule_steps=options.pretrain_schedule_steps,
             batch_size=options.pretrain_batch_size,
             learning_rate=options.pretrain_learning_rate,
             pad_id=pad_id,
@@ -171,6 +177,7 @@ def train(options: TrainOptions) -> Path:
         corpus.train.weights,
         class_weights=cw,
         epochs=options.epochs,
+        schedule_epochs=options.schedule_epochs,
         batch_size=options.batch_size,
         learning_rate=options.learning_rate,
         patience=options.patience,
@@ -235,6 +242,24 @@ def train(options: TrainOptions) -> Path:
     )
     logger.info("saved %s in %.0f s", output, timings["total_s"])
     return output
+
+
+def _load_initial(directory: Path):  # -> (tokenizer, ElectraForSequenceClassification)
+    from transformers import AutoTokenizer, ElectraForSequenceClassification
+
+    from recommender.errors import ModelLoadError
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = ElectraForSequenceClassification.from_pretrained(directory)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot start training from {directory}: {exc}") from exc
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if labels != list(EMOTIONS):
+        raise ModelLoadError(
+            f"{directory} has labels {labels}; training needs {', '.join(EMOTIONS)} in that order"
+        )
+    return tokenizer, model
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
