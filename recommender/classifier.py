@@ -198,16 +198,17 @@ class EmotionClassifier:
         batch_size: int = 32,
     ) -> EmotionClassifier:
         """Load a local checkpoint directory or a hub id; ``None`` means the default model."""
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
         name = str(name_or_path) if name_or_path is not None else default_model()
-        device = resolve_device(device)
+        # Path mistakes are reported before the slow torch and transformers imports.
         local = Path(name).is_dir()
         if not local and Path(name).exists():
             raise ModelLoadError(f"model path {name!r} is a file; pass the checkpoint directory")
         if not local and (name.startswith(("/", ".", "~")) or name.count("/") > 1):
             raise ModelLoadError(f"no model directory at {name!r}")
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        device = resolve_device(device)
         # A hub id is read from the local cache first; the network is tried only when it answers.
         offline = not local and not _in_hub_cache(name) and not _hub_reachable()
         if offline:

@@ -56,6 +56,17 @@ def _fingerprint(onnx_digest: str, tokenizer: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+def _onnxruntime() -> Any:
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+        import onnxruntime
+    except ImportError:
+        raise ModelLoadError(
+            "the onnx engine needs onnx and onnxruntime: pip install 'recommender[onnx]'"
+        ) from None
+    return onnxruntime
+
+
 def default_threads() -> int:
     """Intra-op threads: PyTorch's setting where torch is loaded (the server splits the cores
     among its workers that way), else every core this process may run on."""
@@ -105,8 +116,9 @@ class OnnxEmotionClassifier:
         threads: int | None = None,
     ) -> OnnxEmotionClassifier:
         """Load an export directory made by :func:`export_onnx`."""
-        import onnxruntime as ort
         from transformers import AutoConfig, AutoTokenizer
+
+        ort = _onnxruntime()
 
         root = Path(path)
         if not is_onnx_dir(root):
@@ -198,8 +210,9 @@ def export_onnx(
 ) -> Path:
     """Export a checkpoint to ``output_dir`` as ONNX (dynamic batch and sequence axes), with
     dynamic int8 quantization of the MatMul weights when ``quantize``."""
-    import onnxruntime
     import torch
+
+    onnxruntime = _onnxruntime()
 
     from recommender.classifier import EmotionClassifier
 
