@@ -172,7 +172,8 @@ def predict_logits(
     """Logits for token id lists, batched by length, returned in input order."""
     model.eval()
     order = np.argsort([len(s) for s in sequences], kind="stable")
-    out = np.zeros((len(sequences), model.config.num_labels), dtype=np.float32)
+    num_labels = int(model.config.num_labels)  # type: ignore[union-attr, arg-type]
+    out = np.zeros((len(sequences), num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         ids, attention = pad([sequences[i] for i in rows], pad_id)

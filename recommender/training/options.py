@@ -66,8 +66,31 @@ class TrainOptions:
         }
         return replace(self, **values)
 
+    def hyperparameters(self) -> Hyperparameters:
+        """The preset-filled model and optimisation sizes, none of them None."""
+        resolved = self.resolved()
+        return Hyperparameters(
+            **{f.name: getattr(resolved, f.name) for f in fields(Hyperparameters)}
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    max_positions: int
+    pretrain_steps: int
+    pretrain_batch_size: int
+    pretrain_max_length: int
+    pretrain_learning_rate: float
+    epochs: int
+    batch_size: int
+    max_length: int
+    learning_rate: float
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -16,7 +16,7 @@ from recommender.emotions import EMOTIONS
 from recommender.errors import RecommenderError
 from recommender.evaluation import compute_metrics
 from recommender.training import data as datasets
-from recommender.training.options import TrainOptions
+from recommender.training.options import Hyperparameters, TrainOptions
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +45,18 @@ def _seed_everything(seed: int, device: str) -> None:
     torch.manual_seed(seed)
 
 
-def build_config(options: TrainOptions, vocab_size: int, pad_id: int):  # -> ElectraConfig
+def build_config(hp: Hyperparameters, vocab_size: int, pad_id: int):  # -> ElectraConfig
     from transformers import ElectraConfig
 
-    hidden = options.hidden_size
-    assert hidden is not None and options.num_layers is not None
-    return ElectraConfig(
+    hidden = hp.hidden_size
+    return ElectraConfig(  # type: ignore[call-arg]
         vocab_size=vocab_size,
         embedding_size=min(128, hidden),
         hidden_size=hidden,
-        num_hidden_layers=options.num_layers,
+        num_hidden_layers=hp.num_layers,
         num_attention_heads=max(1, hidden // 64),
         intermediate_size=hidden * 4,
-        max_position_embeddings=options.max_positions,
+        max_position_embeddings=hp.max_positions,
         pad_token_id=pad_id,
         num_labels=len(EMOTIONS),
         id2label=dict(enumerate(EMOTIONS)),
@@ -87,6 +86,7 @@ def train(options: TrainOptions) -> Path:
     from recommender.training.tokenizer import save_tokenizer, train_tokenizer
 
     options = options.resolved()
+    hp = options.hyperparameters()
     device_name = resolve_device(options.device)
     device = torch.device(device_name)
     if options.num_threads is not None:
@@ -113,27 +113,27 @@ def train(options: TrainOptions) -> Path:
         unlabelled = reviews + corpus.train.texts
         logger.info("%d unlabelled texts, %d training rows", len(unlabelled), len(corpus.train))
         tokenizer = train_tokenizer(
-            unlabelled, vocab_size=options.vocab_size, model_max_length=options.max_positions
+            unlabelled, vocab_size=hp.vocab_size, model_max_length=hp.max_positions
         )
         logger.info("tokenizer: %d tokens", len(tokenizer))
         pad_id = tokenizer.pad_token_id
-        config = build_config(options, len(tokenizer), pad_id)
+        config = build_config(hp, len(tokenizer), pad_id)
         torch.manual_seed(options.seed)
         classifier = ElectraForSequenceClassification(config)
     timings["tokenizer_s"] = time.monotonic() - started
     pretrain_steps_done = 0
-    if options.pretrain_steps and options.init_from is None:
-        mlm = ElectraForMaskedLM(config).to(device)
-        sequences = _encode(tokenizer, unlabelled, options.pretrain_max_length)
+    if hp.pretrain_steps and options.init_from is None:
+        mlm = ElectraForMaskedLM(config).to(device)  # type: ignore[arg-type]
+        sequences = _encode(tokenizer, unlabelled, hp.pretrain_max_length)
         sequences = [s for s in sequences if len(s) > 3]
         t0 = time.monotonic()
         pretrain_steps_done = loops.pretrain_mlm(
             mlm,
             sequences,
-            steps=options.pretrain_steps,
+            steps=hp.pretrain_steps,
             schedule_steps=options.pretrain_schedule_steps,
-            batch_size=options.pretrain_batch_size,
-            learning_rate=options.pretrain_learning_rate,
+            batch_size=hp.pretrain_batch_size,
+            learning_rate=hp.pretrain_learning_rate,
             pad_id=pad_id,
             mask_id=tokenizer.mask_token_id,
             special_ids=[tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens],
@@ -148,11 +148,9 @@ def train(options: TrainOptions) -> Path:
         del mlm, sequences
     classifier.to(device)
 
-    train_ids = _encode(tokenizer, corpus.train.texts, options.max_length)
+    train_ids = _encode(tokenizer, corpus.train.texts, hp.max_length)
     dev_sets = {name: s.as_labelled() for name, s in corpus.dev.items()}
-    dev_ids = {
-        name: _encode(tokenizer, s.texts, options.max_length) for name, s in dev_sets.items()
-    }
+    dev_ids = {name: _encode(tokenizer, s.texts, hp.max_length) for name, s in dev_sets.items()}
 
     def dev_scores(model) -> dict[str, float]:
         scores = {}
@@ -176,10 +174,10 @@ def train(options: TrainOptions) -> Path:
         corpus.train.targets,
         corpus.train.weights,
         class_weights=cw,
-        epochs=options.epochs,
+        epochs=hp.epochs,
         schedule_epochs=options.schedule_epochs,
-        batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
+        batch_size=hp.batch_size,
+        learning_rate=hp.learning_rate,
         patience=options.patience,
         pad_id=pad_id,
         device=device,
@@ -194,7 +192,7 @@ def train(options: TrainOptions) -> Path:
     all_dev = datasets.concat(corpus.dev.values())
     dev_logits = loops.predict_logits(
         classifier,
-        _encode(tokenizer, all_dev.texts, options.max_length),
+        _encode(tokenizer, all_dev.texts, hp.max_length),
         pad_id=pad_id,
         device=device,
     )
@@ -254,7 +252,8 @@ def _load_initial(directory: Path):  # -> (tokenizer, ElectraForSequenceClassifi
         model = ElectraForSequenceClassification.from_pretrained(directory)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot start training from {directory}: {exc}") from exc
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    id2label = {int(i): str(name) for i, name in (model.config.id2label or {}).items()}
+    labels = [id2label.get(i) for i in range(len(id2label))]
     if labels != list(EMOTIONS):
         raise ModelLoadError(
             f"{directory} has labels {labels}; training needs {', '.join(EMOTIONS)} in that order"
