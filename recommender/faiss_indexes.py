@@ -60,6 +60,7 @@ def build(index_type: str, embedded: np.ndarray, params: dict[str, Any], *, seed
     import faiss
 
     dimension = embedded.shape[1]
+    index: Any
     if index_type == "flat":
         index = faiss.IndexFlatIP(dimension)
     elif index_type == "ivf":
@@ -92,7 +93,8 @@ def apply_search_params(index: Any, index_type: str, params: dict[str, Any]) -> 
     if index_type == "ivf":
         faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
     elif index_type == "hnsw":
-        faiss.downcast_index(index).hnsw.efSearch = int(params["ef_search"])
+        hnsw: Any = faiss.downcast_index(index)
+        hnsw.hnsw.efSearch = int(params["ef_search"])
 
 
 class Searcher:
@@ -123,18 +125,14 @@ class Searcher:
             self.cheap_k = int(int(params["nprobe"]) * self.per_list / 4)
 
     def search(self, queries: np.ndarray, k: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
-
         if exact and self.index_type == "ivf":
-            return self.index.search(
-                queries, k, params=faiss.SearchParametersIVF(nprobe=self.nlist)
-            )
+            return self.index.search(queries, k, params=_ivf_parameters(self.nlist))
         if exact:
             return self.exact_index.search(queries, k)
         if k <= self.cheap_k:
             return self.index.search(queries, k)
         nprobe = min(self.nlist, math.ceil(4 * k / self.per_list))
-        return self.index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        return self.index.search(queries, k, params=_ivf_parameters(nprobe))
 
 
 def tune(index: Any, index_type: str, embedded: np.ndarray, seed: int) -> tuple[int, float]:
@@ -152,9 +150,9 @@ def tune(index: Any, index_type: str, embedded: np.ndarray, seed: int) -> tuple[
     value, recall = steps[-1], 1.0
     for step in steps:
         if index_type == "ivf":
-            params: Any = faiss.SearchParametersIVF(nprobe=step)
+            params: Any = _ivf_parameters(step)
         else:
-            params = faiss.SearchParametersHNSW(efSearch=step)
+            params = faiss.SearchParametersHNSW(efSearch=step)  # type: ignore[attr-defined]
         scores, _ = index.search(queries, k, params=params)
         recall = recall_at_k(scores, truth)
         if recall >= TARGET_RECALL:
@@ -164,6 +162,12 @@ def tune(index: Any, index_type: str, embedded: np.ndarray, seed: int) -> tuple[
         "tuned %s: %s=%d gives recall@%d %.4f", index_type, _knob(index_type), value, k, recall
     )
     return value, round(float(recall), 4)
+
+
+def _ivf_parameters(nprobe: int) -> Any:
+    import faiss
+
+    return faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
 
 
 def _knob(index_type: str) -> str:
