@@ -247,6 +247,34 @@ def serve(
     run_server(host=host, port=port, workers=workers, threads=threads, app_config=config)
 
 
+def _tuning_options(command: Any) -> Any:
+    """Every further TrainOptions field as an option; unset ones take the preset's value."""
+    import types
+    import typing
+    from dataclasses import MISSING, fields
+
+    from recommender.training.options import TrainOptions
+
+    hints = typing.get_type_hints(TrainOptions)
+    explicit = {"data_dir", "output_dir", "diary_dir", "seed", "device", "preset"}
+    for field in reversed(fields(TrainOptions)):
+        if field.name in explicit:
+            continue
+        hint = hints[field.name]
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        kind = kinds[0] if isinstance(hint, types.UnionType) else hint
+        flag = "--" + field.name.replace("_", "-")
+        default = None if field.default is MISSING else field.default
+        if kind is bool:
+            decl = f"{flag}/--no-{flag[2:]}"
+            command = click.option(decl, default=default, show_default=True)(command)
+        elif kind is Path:
+            command = click.option(flag, type=click.Path(), default=default)(command)
+        else:
+            command = click.option(flag, type=kind, default=default, show_default=True)(command)
+    return command
+
+
 @main.command()
 @click.option(
     "--data-dir",
@@ -262,29 +290,37 @@ def serve(
     type=click.Path(file_okay=False, exists=True),
     help="Team diary set folder with train.tsv [env RECOMMENDER_DIARY_DIR].",
 )
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "-o", "--output-dir", "--output", "output_dir", required=True, type=click.Path(file_okay=False)
+)
 @click.option("--preset", default="small", show_default=True, type=click.Choice(["tiny", "small"]))
 @click.option("--seed", default=13, show_default=True, type=int)
 @DEVICE
+@_tuning_options
 def train(
     data_dir: str,
     diary_dir: str | None,
-    output: str,
+    output_dir: str,
     preset: str,
     seed: int,
     device: str | None,
+    **tuning: Any,
 ) -> None:
-    """Train an emotion model from the openly licensed data into OUTPUT."""
+    """Train an emotion model from the openly licensed data into OUTPUT_DIR.
+
+    Options left unset take the preset's value; see the model card for the bundled run.
+    """
     from recommender.training import TrainOptions
-    from recommender.training import train as run_training
+    from recommender.training.train import train as run_training
 
     options = TrainOptions(
         data_dir=Path(data_dir),
         diary_dir=Path(diary_dir) if diary_dir else None,
-        output_dir=Path(output),
+        output_dir=Path(output_dir),
         seed=seed,
         device=device,
         preset=preset,  # type: ignore[arg-type]
+        **{k: Path(v) if k == "init_from" and v else v for k, v in tuning.items()},
     )
     click.echo(f"Model saved to {run_training(options)}")
 

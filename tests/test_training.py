@@ -153,26 +153,39 @@ def test_splits_are_fixed_and_disjoint(tmp_path: Path) -> None:
 
 
 def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
+    """Through the CLI, so every TrainOptions field reaching `recommender train` is covered."""
     torch = pytest.importorskip("torch")
+    from click.testing import CliRunner
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from recommender.training import TrainOptions, train
+    from recommender.cli import main
 
     data_dir = make_data_dir(tmp_path / "data")
     diary_dir = make_diary_dir(tmp_path / "diary")
     threads = torch.get_num_threads()
-    output = train(
-        TrainOptions(
-            data_dir=data_dir,
-            diary_dir=diary_dir,
-            output_dir=tmp_path / "model",
-            preset="tiny",
-            device="cpu",
-            num_threads=1,
-            progress=False,
-        )
-    )
+    output = tmp_path / "model"
+    arguments = [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--diary-dir",
+        str(diary_dir),
+        "--output-dir",
+        str(output),
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--num-threads",
+        "1",
+        "--no-progress",
+        "--diary-weight",
+        "2.5",
+    ]
+    result = CliRunner().invoke(main, arguments)
     torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert f"Model saved to {output}" in result.output
     assert (output / "model.safetensors").is_file()
     model = AutoModelForSequenceClassification.from_pretrained(output)
     tokenizer = AutoTokenizer.from_pretrained(output)
@@ -185,6 +198,7 @@ def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
     record = json.loads((output / "training_args.json").read_text())
     assert record["options"]["preset"] == "tiny"
     assert record["options"]["seed"] == 13
+    assert record["options"]["diary_weight"] == 2.5
     assert set(record["data_files"]) >= {"goemotions_train", "kote", "chatbot", "diary_train"}
     assert all(len(f["sha256"]) == 64 for f in record["data_files"].values())
     assert record["temperature"] > 0

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from recommender.training.options import PRESETS, TrainOptions
-from recommender.training.train import train
 
 __all__ = ["PRESETS", "TrainOptions", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``train`` pulls in torch, pandas and scikit-learn: load it only when it is used, so that
+    # the CLI can read TrainOptions for its --help without that cost.
+    if name == "train":
+        from recommender.training.train import train
+
+        return train
+    raise AttributeError(name)
