@@ -313,6 +313,8 @@ def train(
     from recommender.training import TrainOptions
     from recommender.training.train import train as run_training
 
+    if tuning["init_from"]:
+        tuning["init_from"] = Path(tuning["init_from"])
     options = TrainOptions(
         data_dir=Path(data_dir),
         diary_dir=Path(diary_dir) if diary_dir else None,
@@ -320,7 +322,7 @@ def train(
         seed=seed,
         device=device,
         preset=preset,  # type: ignore[arg-type]
-        **{k: Path(v) if k == "init_from" and v else v for k, v in tuning.items()},
+        **tuning,
     )
     click.echo(f"Model saved to {run_training(options)}")
 
