@@ -352,54 +352,21 @@ def profile(args: argparse.Namespace, repeats: int = 50) -> None:
 
 def save_small_checkpoint(directory: Path, corpus: list[str]) -> Path:
     """Random weights in the bundled model's architecture (the training's `small` preset)."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import (
-        ElectraConfig,
-        ElectraForSequenceClassification,
-        PreTrainedTokenizerFast,
-    )
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from classify import save_random_electra, train_wordpiece
 
-    from recommender.emotions import EMOTIONS
-
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.NFKC()
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    trainer = trainers.WordPieceTrainer(vocab_size=20000, special_tokens=specials)
-    wordpiece.train_from_iterator(corpus, trainer)
-    cls_id, sep_id = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
-    wordpiece.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=wordpiece,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=256,
-    )
-    config = ElectraConfig(
-        vocab_size=wordpiece.get_vocab_size(),
+    tokenizer = train_wordpiece(corpus, vocab_size=20000, max_length=256)
+    return save_random_electra(
+        directory,
+        tokenizer,
+        vocab_size=len(tokenizer),
         embedding_size=128,
         hidden_size=256,
         num_hidden_layers=6,
         num_attention_heads=4,
         intermediate_size=1024,
         max_position_embeddings=256,
-        num_labels=len(EMOTIONS),
-        id2label=dict(enumerate(EMOTIONS)),
-        label2id={e: i for i, e in enumerate(EMOTIONS)},
     )
-    torch.manual_seed(0)
-    ElectraForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 def build_stand_in(kind: str, directory: Path) -> tuple[str, str]:

@@ -101,7 +101,7 @@ def corpus_lines() -> list[str]:
 # Checkpoints
 
 
-def train_wordpiece(texts: list[str], vocab_size: int = 35000) -> Any:
+def train_wordpiece(texts: list[str], vocab_size: int = 35000, max_length: int = 512) -> Any:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -126,7 +126,7 @@ def train_wordpiece(texts: list[str], vocab_size: int = 35000) -> Any:
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
-        model_max_length=512,
+        model_max_length=max_length,
     )
 
 
@@ -143,22 +143,15 @@ def bundled_tokenizer() -> Any | None:
     return tokenizer
 
 
-def build_reference_architecture(directory: Path, *, tokenizer: Any | None = None) -> Path:
-    """KoELECTRA-base's exact shape with random weights (seeded), saved as a checkpoint."""
+def save_random_electra(directory: Path, tokenizer: Any, **shape: int) -> Path:
+    """An ELECTRA emotion classifier of the given shape with seeded random weights, saved."""
     import torch
     from transformers import ElectraConfig, ElectraForSequenceClassification
 
     from recommender.emotions import EMOTIONS
 
-    tokenizer = tokenizer or train_wordpiece(corpus_lines())
     config = ElectraConfig(
-        vocab_size=35000,
-        embedding_size=768,
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=512,
+        **shape,
         num_labels=len(EMOTIONS),
         id2label=dict(enumerate(EMOTIONS)),
         label2id={e: i for i, e in enumerate(EMOTIONS)},
@@ -167,6 +160,21 @@ def build_reference_architecture(directory: Path, *, tokenizer: Any | None = Non
     ElectraForSequenceClassification(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def build_reference_architecture(directory: Path, *, tokenizer: Any | None = None) -> Path:
+    """KoELECTRA-base's exact shape with random weights (seeded), saved as a checkpoint."""
+    return save_random_electra(
+        directory,
+        tokenizer or train_wordpiece(corpus_lines()),
+        vocab_size=35000,
+        embedding_size=768,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from classify import _stanzas, corpus_lines, train_wordpiece  # noqa: E402
+from classify import _stanzas, corpus_lines, save_random_electra, train_wordpiece  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = ROOT / "recommender" / "bundled_model"
@@ -56,13 +56,10 @@ def synthetic_catalogue(path: Path, n: int, *, seed: int = 1) -> Path:
 
 def build_standin(directory: Path) -> Path:
     """A small ELECTRA of about the bundled model's size, random weights, local tokenizer."""
-    import torch
-    from transformers import ElectraConfig, ElectraForSequenceClassification
-
-    from recommender.emotions import EMOTIONS
-
     tokenizer = train_wordpiece(corpus_lines(), vocab_size=16000)
-    config = ElectraConfig(
+    return save_random_electra(
+        directory,
+        tokenizer,
         vocab_size=len(tokenizer),
         embedding_size=128,
         hidden_size=256,
@@ -70,14 +67,7 @@ def build_standin(directory: Path) -> Path:
         num_attention_heads=4,
         intermediate_size=1024,
         max_position_embeddings=512,
-        num_labels=len(EMOTIONS),
-        id2label=dict(enumerate(EMOTIONS)),
-        label2id={e: i for i, e in enumerate(EMOTIONS)},
     )
-    torch.manual_seed(0)
-    ElectraForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 def run(command: list[str]) -> tuple[float, float]:
