@@ -102,32 +102,10 @@ def corpus_lines() -> list[str]:
 
 
 def train_wordpiece(texts: list[str], vocab_size: int = 35000, max_length: int = 512) -> Any:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A WordPiece tokenizer trained here, the way `recommender train` trains its own."""
+    from recommender.training.tokenizer import train_tokenizer
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.NFKC()
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wordpiece.train_from_iterator(
-        texts,
-        trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=specials),
-    )
-    cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
-    wordpiece.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=wordpiece,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_length,
-    )
+    return train_tokenizer(texts, vocab_size=vocab_size, model_max_length=max_length)
 
 
 def bundled_tokenizer() -> Any | None:

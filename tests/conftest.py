@@ -42,40 +42,16 @@ def save_tiny_checkpoint(
 ) -> Path:
     """A real ELECTRA checkpoint with random weights and a tokenizer trained on a few lines."""
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import (
-        ElectraConfig,
-        ElectraForSequenceClassification,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import ElectraConfig, ElectraForSequenceClassification
 
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.NFKC()
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    wordpiece.train_from_iterator(
-        SENTENCES, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials)
-    )
-    from tokenizers.processors import TemplateProcessing
+    from recommender.training.tokenizer import train_tokenizer
 
-    cls_id, sep_id = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
-    wordpiece.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=wordpiece,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_positions,
+    tokenizer = train_tokenizer(
+        SENTENCES, vocab_size=300, model_max_length=max_positions, min_frequency=1
     )
     labels = id2label if id2label is not None else dict(enumerate(EMOTIONS))
     config = ElectraConfig(
-        vocab_size=wordpiece.get_vocab_size(),
+        vocab_size=len(tokenizer),
         embedding_size=16,
         hidden_size=16,
         num_hidden_layers=1,
