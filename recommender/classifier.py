@@ -158,13 +158,69 @@ def _load_error(name: str, error: Exception | None) -> ModelLoadError:
     )
 
 
-class EmotionClassifier:
-    """A sequence-classification checkpoint read as six-emotion probability vectors.
+class WindowedClassifier:
+    """What every engine shares: label order, window size, and the windowed batch path.
 
     Texts longer than the model's window are split into overlapping token windows; each
     window's softmax is weighted by its number of tokens and the weighted mean is the text's
-    vector, so every part of a long lyric counts in proportion to its length.
+    vector, so every part of a long lyric counts in proportion to its length. An engine
+    supplies ``_logits`` (one padded batch in, the checkpoint's logits out).
     """
+
+    name: str
+    tokenizer: Any
+    columns: np.ndarray
+    window: int
+    stride: int
+    batch_size: int
+
+    def _init_windowing(
+        self,
+        tokenizer: Any,
+        config: Any,
+        *,
+        name: str,
+        batch_size: int,
+        window: int | None,
+        stride: int | None,
+    ) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError(f"model {name!r} has no fast tokenizer, needed for windowing")
+        self.name = name
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.columns = label_order(config.id2label)
+        self.window = window_limit(config, tokenizer, window)
+        self.stride = stride if stride is not None else self.window // 4
+
+    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, 6)`` float32 probabilities in canonical order, rows summing to 1."""
+        return predict_windowed(
+            validate_texts(texts),
+            self.tokenizer,
+            self._logits,
+            columns=self.columns,
+            window=self.window,
+            stride=self.stride,
+            batch_size=self.batch_size,
+        )
+
+    def _predict_windows(self, windows: list[list[int]]) -> np.ndarray:
+        """Softmax of every window, batched longest first and padded to each batch's longest."""
+        return predict_windows(
+            windows,
+            self._logits,
+            columns=self.columns,
+            batch_size=self.batch_size,
+            pad_id=self.tokenizer.pad_token_id or 0,
+        )
+
+
+class EmotionClassifier(WindowedClassifier):
+    """A sequence-classification checkpoint read as six-emotion probability vectors (PyTorch)."""
 
     def __init__(
         self,
@@ -177,16 +233,11 @@ class EmotionClassifier:
         window: int | None = None,
         stride: int | None = None,
     ) -> None:
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelLoadError(f"model {name!r} has no fast tokenizer, needed for windowing")
+        self._init_windowing(
+            tokenizer, model.config, name=name, batch_size=batch_size, window=window, stride=stride
+        )
         self.model = model.to(device).eval()
-        self.tokenizer = tokenizer
-        self.name = name
         self.device = device
-        self.batch_size = batch_size
-        self.columns = label_order(model.config.id2label)
-        self.window = window_limit(model.config, tokenizer, window)
-        self.stride = stride if stride is not None else self.window // 4
         self.fingerprint = _fingerprint(model, tokenizer)
 
     @classmethod
@@ -226,28 +277,6 @@ class EmotionClassifier:
             if bars:
                 hf_logging.enable_progress_bar()
         return cls(model, tokenizer, name=name, device=device, batch_size=batch_size)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """``(n, 6)`` float32 probabilities in canonical order, rows summing to 1."""
-        return predict_windowed(
-            validate_texts(texts),
-            self.tokenizer,
-            self._logits,
-            columns=self.columns,
-            window=self.window,
-            stride=self.stride,
-            batch_size=self.batch_size,
-        )
-
-    def _predict_windows(self, windows: list[list[int]]) -> np.ndarray:
-        """Softmax of every window, batched longest first and padded to each batch's longest."""
-        return predict_windows(
-            windows,
-            self._logits,
-            columns=self.columns,
-            batch_size=self.batch_size,
-            pad_id=self.tokenizer.pad_token_id or 0,
-        )
 
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch

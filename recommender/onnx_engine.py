@@ -15,16 +15,13 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from recommender.classifier import validate_texts
-from recommender.emotions import label_order
+from recommender.classifier import WindowedClassifier
 from recommender.errors import ModelLoadError
-from recommender.windowing import predict_windowed, window_limit
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +73,7 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-class OnnxEmotionClassifier:
+class OnnxEmotionClassifier(WindowedClassifier):
     """An ONNX export read as six-emotion probability vectors; same contract as
     :class:`~recommender.classifier.EmotionClassifier`."""
 
@@ -93,17 +90,12 @@ class OnnxEmotionClassifier:
         window: int | None = None,
         stride: int | None = None,
     ) -> None:
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelLoadError(f"model {name!r} has no fast tokenizer, needed for windowing")
+        self._init_windowing(
+            tokenizer, config, name=name, batch_size=batch_size, window=window, stride=stride
+        )
         self.session = session
-        self.tokenizer = tokenizer
-        self.name = name
         self.fingerprint = fingerprint
         self.precision = precision
-        self.batch_size = batch_size
-        self.columns = label_order(config.id2label)
-        self.window = window_limit(config, tokenizer, window)
-        self.stride = stride if stride is not None else self.window // 4
         self.device = "cuda" if "CUDAExecutionProvider" in session.get_providers() else "cpu"
 
     @classmethod
@@ -163,18 +155,6 @@ class OnnxEmotionClassifier:
             fingerprint=_fingerprint(_file_digest(root / ONNX_FILE), tokenizer),
             precision=str(metadata.get("precision", "fp32")),
             batch_size=batch_size,
-        )
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """``(n, 6)`` float32 probabilities in canonical order, rows summing to 1."""
-        return predict_windowed(
-            validate_texts(texts),
-            self.tokenizer,
-            self._logits,
-            columns=self.columns,
-            window=self.window,
-            stride=self.stride,
-            batch_size=self.batch_size,
         )
 
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
