@@ -22,6 +22,16 @@ SENTENCES = [
     "the quick brown fox jumps over the lazy dog",
 ]
 
+# Inputs every engine's predict_proba refuses, with a fragment of the message it must give.
+BAD_TEXTS = [
+    ("a bare string", "single string"),
+    (["ok", ""], "text 1 is empty"),
+    (["   \n"], "text 0 is empty"),
+    (["ok", 3], "text 1 is int"),
+    ([None], "text 0 is NoneType"),
+    (42, "got int"),
+]
+
 # Words the fake model reads as each emotion, so tests can predict its output.
 FAKE_CUES = {
     "angry": ("화", "짜증", "분노"),

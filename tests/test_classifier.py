@@ -9,7 +9,7 @@ from recommender.classifier import EmotionClassifier, default_model, validate_te
 from recommender.emotions import EMOTIONS, label_order
 from recommender.errors import InvalidInputError, ModelLoadError
 
-from .conftest import save_tiny_checkpoint
+from .conftest import BAD_TEXTS, save_tiny_checkpoint
 
 
 def test_predict_proba_shape_dtype_and_rows_sum_to_one(tiny_classifier):
@@ -38,14 +38,7 @@ def test_empty_list_gives_empty_array(tiny_classifier):
 
 @pytest.mark.parametrize(
     ("texts", "message"),
-    [
-        ("a bare string", "single string"),
-        (["ok", ""], "text 1 is empty"),
-        (["   \n"], "text 0 is empty"),
-        (["ok", 3], "text 1 is int"),
-        ([None], "text 0 is NoneType"),
-        (42, "got int"),
-    ],
+    BAD_TEXTS,
 )
 def test_bad_texts_are_refused(tiny_classifier, texts, message):
     with pytest.raises(InvalidInputError, match=message):
