@@ -437,13 +437,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also time one request's stages")
     args = parser.parse_args(argv)
     args.levels = [int(c) for c in args.concurrency.split(",") if c]
-    from recommender.classifier import default_model
+    from recommender.classifier import resolve_model
     from recommender.service import default_index
 
     with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
         if args.stand_in:
             args.model, args.index = build_stand_in(args.stand_in, Path(tmp))
-        args.model = args.model or default_model()
+        # What `recommender serve` runs by default, or the checkpoint to export with --onnx.
+        args.model, args.engine = resolve_model(
+            args.model, engine="torch" if args.onnx else args.engine, device="cpu"
+        )
         if args.index is None and not Path(default_index()).exists():
             args.index = index_sample(args.model, Path(tmp) / "sample-index", args.engine)
         args.index = args.index or default_index()

@@ -272,6 +272,7 @@ def ready() -> Any:
             "status": "ready",
             "model": service.classifier.name,
             "model_fingerprint": service.classifier.fingerprint,
+            "checkpoint_fingerprint": service.classifier.source_fingerprint,
             "tracks": len(service.index),
         }
     )

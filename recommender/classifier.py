@@ -20,6 +20,10 @@ from recommender.windowing import predict_windowed, predict_windows, window_limi
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = Path(__file__).parent / "bundled_model"
+# The bundled checkpoint exported by `recommender export-onnx --int8`: what runs by default on a
+# CPU (about five times faster per short text than PyTorch there; same checkpoint, so the same
+# indexes serve both).
+BUNDLED_ONNX = BUNDLED_MODEL / "onnx-int8"
 REFERENCE_MODEL = "Jinuuuu/KoELECTRA_fine_tunning_emotion"
 
 
@@ -28,7 +32,10 @@ class EmotionModel(Protocol):
     """What everything downstream depends on: texts in, ``(n, 6)`` probabilities out."""
 
     name: str
+    # The exact weights (an index reuses vectors only from the same ones) and the checkpoint
+    # they come from (an index serves any engine of the checkpoint it was built with).
     fingerprint: str
+    source_fingerprint: str
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -42,6 +49,33 @@ Engine = Literal["torch", "onnx"]
 ENGINES: tuple[Engine, ...] = ("torch", "onnx")
 
 
+def resolve_model(
+    name_or_path: str | os.PathLike[str] | None = None,
+    *,
+    engine: Engine | None = None,
+    device: str | None = None,
+) -> tuple[str, Engine]:
+    """The model (directory or hub id) and engine that :func:`load_classifier` would use.
+
+    The engine is ``engine``, else ``RECOMMENDER_ENGINE``, else ONNX Runtime for an ONNX export
+    directory (one with ``model.onnx``) and PyTorch otherwise. With no model named (nor
+    ``RECOMMENDER_MODEL``), the bundled model runs on its ONNX int8 export on a CPU and on its
+    PyTorch checkpoint on a GPU, unless an engine is chosen.
+    """
+    from recommender.onnx_engine import is_onnx_dir
+
+    chosen = engine or os.environ.get("RECOMMENDER_ENGINE") or None
+    if chosen is not None and chosen not in ENGINES:
+        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}; got {chosen!r}")
+    if name_or_path is None and not os.environ.get("RECOMMENDER_MODEL"):
+        if chosen is None:
+            on_cpu = resolve_device(device) == "cpu"
+            chosen = "onnx" if on_cpu and is_onnx_dir(BUNDLED_ONNX) else "torch"
+        return str(BUNDLED_ONNX if chosen == "onnx" else BUNDLED_MODEL), chosen
+    name = str(name_or_path) if name_or_path is not None else default_model()
+    return name, chosen or ("onnx" if is_onnx_dir(name) else "torch")
+
+
 def load_classifier(
     name_or_path: str | os.PathLike[str] | None = None,
     *,
@@ -49,20 +83,13 @@ def load_classifier(
     device: str | None = None,
     batch_size: int = 32,
 ) -> EmotionModel:
-    """Load a model with the chosen engine: ``engine``, else ``RECOMMENDER_ENGINE``, else ONNX
-    Runtime for an ONNX export directory (one with ``model.onnx``) and PyTorch otherwise."""
+    """Load a model with the engine :func:`resolve_model` picks."""
     from recommender.onnx_engine import OnnxEmotionClassifier, is_onnx_dir
 
-    name = str(name_or_path) if name_or_path is not None else default_model()
-    chosen = engine or os.environ.get("RECOMMENDER_ENGINE") or None
-    if chosen is not None and chosen not in ENGINES:
-        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}; got {chosen!r}")
-    onnx_dir = is_onnx_dir(name)
-    if chosen is None:
-        chosen = "onnx" if onnx_dir else "torch"
+    name, chosen = resolve_model(name_or_path, engine=engine, device=device)
     if chosen == "onnx":
         return OnnxEmotionClassifier.from_pretrained(name, device=device, batch_size=batch_size)
-    if onnx_dir:
+    if is_onnx_dir(name):
         raise ModelLoadError(
             f"{name!r} is an ONNX export; load it with engine 'onnx', or pass its source "
             f"checkpoint to use the PyTorch engine"
@@ -238,7 +265,7 @@ class EmotionClassifier(WindowedClassifier):
         )
         self.model = model.to(device).eval()
         self.device = device
-        self.fingerprint = _fingerprint(model, tokenizer)
+        self.fingerprint = self.source_fingerprint = _fingerprint(model, tokenizer)
 
     @classmethod
     def from_pretrained(

@@ -105,7 +105,7 @@ def _previous_vectors(output: Path, model: EmotionModel) -> dict[str, np.ndarray
         manifest = read_manifest(output)
         if manifest["model"]["fingerprint"] != model.fingerprint:
             return {}
-        previous = TrackIndex.load(output, model_fingerprint=model.fingerprint, device="cpu")
+        previous = TrackIndex.load(output, checkpoint=model.source_fingerprint, device="cpu")
     except IndexLoadError:
         return {}
     if CONTENT_HASH not in previous.tracks.column_names:
@@ -191,7 +191,7 @@ def build_index(
     index = TrackIndex(
         vectors,
         tracks,
-        model=ModelIdentity(model.name, model.fingerprint),
+        model=ModelIdentity(model.name, model.fingerprint, model.source_fingerprint),
         device=device,
         extra={"catalogue": Path(catalogue).name, "skipped": len(skipped)},
         index_type=index_type,

@@ -46,8 +46,8 @@ def _file_digest(path: Path) -> str:
 
 def _fingerprint(onnx_digest: str, tokenizer: Any) -> str:
     """Identity of the exported graph's weights and the vocabulary. It differs from the source
-    checkpoint's and between fp32 and int8: their vectors differ slightly, and index manifests
-    must not mix them."""
+    checkpoint's and between fp32 and int8: their vectors differ slightly, so re-indexing never
+    reuses one's vectors for another (indexes match models by source checkpoint instead)."""
     digest = hashlib.sha256(b"onnx:" + onnx_digest.encode())
     digest.update(repr(sorted(tokenizer.get_vocab().items())).encode())
     return digest.hexdigest()[:16]
@@ -85,6 +85,7 @@ class OnnxEmotionClassifier(WindowedClassifier):
         *,
         name: str,
         fingerprint: str,
+        source_fingerprint: str | None = None,
         precision: str = "fp32",
         batch_size: int = 32,
         window: int | None = None,
@@ -95,6 +96,7 @@ class OnnxEmotionClassifier(WindowedClassifier):
         )
         self.session = session
         self.fingerprint = fingerprint
+        self.source_fingerprint = source_fingerprint or fingerprint
         self.precision = precision
         self.device = "cuda" if "CUDAExecutionProvider" in session.get_providers() else "cpu"
 
@@ -153,6 +155,7 @@ class OnnxEmotionClassifier(WindowedClassifier):
             config,
             name=str(root),
             fingerprint=_fingerprint(_file_digest(root / ONNX_FILE), tokenizer),
+            source_fingerprint=metadata.get("source_fingerprint"),
             precision=str(metadata.get("precision", "fp32")),
             batch_size=batch_size,
         )

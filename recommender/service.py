@@ -67,7 +67,7 @@ class Recommender:
         classifier = load_classifier(model, engine=engine, device=device)
         track_index = TrackIndex.load(
             index if index is not None else default_index(),
-            model_fingerprint=classifier.fingerprint,
+            checkpoint=classifier.source_fingerprint,
             device=device,
         )
         log.info("loaded %s and an index of %d tracks", classifier.name, len(track_index))

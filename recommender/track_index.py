@@ -52,10 +52,21 @@ _MANIFEST_KEYS = {
 
 
 class ModelIdentity(NamedTuple):
-    """Which model made an index's vectors: a name for people, a fingerprint for checks."""
+    """Which model made an index's vectors: a name for people, fingerprints for checks.
+
+    ``source`` is the fingerprint of the checkpoint the weights come from (an ONNX export's
+    source checkpoint; the fingerprint itself for a checkpoint; absent from manifests written
+    before it was recorded). Indexes and models match by checkpoint, so an index built with one
+    engine serves queries from another engine of the same checkpoint.
+    """
 
     name: str
     fingerprint: str
+    source: str | None = None
+
+    @property
+    def checkpoint(self) -> str:
+        return self.source or self.fingerprint
 
 
 class SearchResult(NamedTuple):
@@ -275,10 +286,11 @@ class TrackIndex:
         cls,
         path: str | os.PathLike[str],
         *,
-        model_fingerprint: str | None = None,
+        checkpoint: str | None = None,
         device: str | None = None,
     ) -> TrackIndex:
-        """Load an index directory, refusing one that is corrupt or made by another model."""
+        """Load an index directory, refusing one that is corrupt or whose vectors come from
+        another checkpoint than ``checkpoint`` (the loading model's ``source_fingerprint``)."""
         import faiss
         import pyarrow.parquet as pq
 
@@ -299,11 +311,11 @@ class TrackIndex:
         if manifest.get("metric") != METRIC:
             raise IndexLoadError(f"index {str(root)!r} uses metric {manifest.get('metric')!r}")
         model = ModelIdentity(**manifest["model"])
-        if model_fingerprint is not None and model.fingerprint != model_fingerprint:
+        if checkpoint is not None and model.checkpoint != checkpoint:
             raise IndexLoadError(
                 f"index {str(root)!r} was built with model {model.name!r} "
-                f"(fingerprint {model.fingerprint}), but the loaded model's fingerprint is "
-                f"{model_fingerprint}; rebuild it with `recommender index ... --model` "
+                f"(checkpoint fingerprint {model.checkpoint}), but the loaded model's is "
+                f"{checkpoint}; rebuild it with `recommender index ... --model` "
                 f"or load the model it was built with"
             )
         vectors = np.load(root / VECTORS)

@@ -62,4 +62,4 @@ def make_index(directory: Path, classifier: Any, rows: list[dict[str, Any]] | No
 
 
 def load_index(directory: Path, classifier: Any) -> TrackIndex:
-    return TrackIndex.load(directory, model_fingerprint=classifier.fingerprint, device="cpu")
+    return TrackIndex.load(directory, checkpoint=classifier.source_fingerprint, device="cpu")

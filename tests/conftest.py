@@ -96,7 +96,7 @@ class FakeClassifier:
     """Deterministic: cue words pick the emotion; other texts get a hash-seeded vector."""
 
     name = "fake"
-    fingerprint = "fake-0001"
+    fingerprint = source_fingerprint = "fake-0001"
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []

@@ -136,6 +136,7 @@ def test_ready_with_a_service(client: FlaskClient):
         "status": "ready",
         "model": "fake",
         "model_fingerprint": "fake-0001",
+        "checkpoint_fingerprint": "fake-0001",
         "tracks": 18,
     }
 

@@ -99,7 +99,7 @@ def test_build_skips_and_reports_empty_lyrics(tmp_path: Path, fake_classifier):
         {"track_id": "a4", "reason": "empty lyrics"},
         {"track_id": "a6", "reason": "missing lyrics"},
     ]
-    index = TrackIndex.load(tmp_path / "idx", model_fingerprint=fake_classifier.fingerprint)
+    index = TrackIndex.load(tmp_path / "idx", checkpoint=fake_classifier.source_fingerprint)
     assert index.tracks.column("track_id").to_pylist() == ["a1", "a2", "a3", "a5"]
     assert "lyrics" not in index.tracks.column_names
     np.testing.assert_allclose(
@@ -145,7 +145,7 @@ def test_index_with_real_tiny_model(tmp_path: Path, tiny_classifier):
         {"track_id": "long", "title": "긴 노래", "artist": "라", "lyrics": long_lyrics}
     ]
     build_index(write(tmp_path / "cat.jsonl", rows), tmp_path / "idx", tiny_classifier)
-    index = TrackIndex.load(tmp_path / "idx", model_fingerprint=tiny_classifier.fingerprint)
+    index = TrackIndex.load(tmp_path / "idx", checkpoint=tiny_classifier.source_fingerprint)
     np.testing.assert_allclose(
         index.vectors[3], tiny_classifier.predict_proba([long_lyrics])[0], atol=1e-6
     )

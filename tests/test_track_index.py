@@ -25,7 +25,7 @@ def softmax_rows(n: int, seed: int = 0) -> np.ndarray:
     return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def make_index(n: int = 200, seed: int = 0) -> TrackIndex:
+def make_index(n: int = 200, seed: int = 0, model: ModelIdentity = MODEL) -> TrackIndex:
     tracks = pa.table(
         {
             "track_id": [f"t{i}" for i in range(n)],
@@ -33,7 +33,7 @@ def make_index(n: int = 200, seed: int = 0) -> TrackIndex:
             "artist": [f"artist {i % 7}" for i in range(n)],
         }
     )
-    return TrackIndex(softmax_rows(n, seed), tracks, model=MODEL, device="cpu")
+    return TrackIndex(softmax_rows(n, seed), tracks, model=model, device="cpu")
 
 
 def brute_force(vectors: np.ndarray, queries: np.ndarray, k: int):
@@ -99,14 +99,14 @@ def test_check_vectors_converts_to_contiguous_float32():
 def test_save_load_round_trip(tmp_path: Path):
     index = make_index()
     index.save(tmp_path / "idx")
-    loaded = TrackIndex.load(tmp_path / "idx", model_fingerprint=MODEL.fingerprint, device="cpu")
+    loaded = TrackIndex.load(tmp_path / "idx", checkpoint=MODEL.checkpoint, device="cpu")
     np.testing.assert_array_equal(loaded.vectors, index.vectors)
     assert loaded.tracks.equals(index.tracks)
     queries = softmax_rows(5, seed=3)
     np.testing.assert_array_equal(loaded.search(queries, 5).ids, index.search(queries, 5).ids)
     manifest = json.loads((tmp_path / "idx" / MANIFEST).read_text())
     assert manifest["metric"] == "bhattacharyya" and manifest["count"] == 200
-    assert manifest["model"] == {"name": "tiny", "fingerprint": "abc123"}
+    assert manifest["model"] == {"name": "tiny", "fingerprint": "abc123", "source": None}
     assert set(manifest["files"]) == {"vectors.npy", "index.faiss", "tracks.parquet"}
 
 
@@ -138,7 +138,22 @@ def test_interrupted_save_leaves_no_loadable_half_index(tmp_path: Path, monkeypa
 def test_load_refuses_other_model(tmp_path: Path):
     make_index().save(tmp_path / "idx")
     with pytest.raises(IndexLoadError, match="built with model 'tiny' .*fingerprint abc123.*zzz"):
-        TrackIndex.load(tmp_path / "idx", model_fingerprint="zzz")
+        TrackIndex.load(tmp_path / "idx", checkpoint="zzz")
+
+
+def test_load_matches_models_by_source_checkpoint(tmp_path: Path):
+    # An index built by an export of checkpoint abc123 serves that checkpoint and its other
+    # exports, and nothing else; an older manifest without "source" matches by fingerprint.
+    export = ModelIdentity("tiny-int8", "def456", source="abc123")
+    make_index(model=export).save(tmp_path / "idx")
+    assert TrackIndex.load(tmp_path / "idx", checkpoint="abc123").model == export
+    with pytest.raises(IndexLoadError, match="checkpoint fingerprint abc123.*def456"):
+        TrackIndex.load(tmp_path / "idx", checkpoint="def456")
+    manifest_path = tmp_path / "idx" / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"] = {"name": "old", "fingerprint": "abc123"}
+    manifest_path.write_text(json.dumps(manifest))
+    assert TrackIndex.load(tmp_path / "idx", checkpoint="abc123").model.checkpoint == "abc123"
 
 
 def test_load_refuses_corrupt_file(tmp_path: Path):
