@@ -8,7 +8,7 @@ import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -64,9 +64,10 @@ def resolve_model(
     """
     from recommender.onnx_engine import is_onnx_dir
 
-    chosen = engine or os.environ.get("RECOMMENDER_ENGINE") or None
-    if chosen is not None and chosen not in ENGINES:
-        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}; got {chosen!r}")
+    requested = engine or os.environ.get("RECOMMENDER_ENGINE") or None
+    if requested is not None and requested not in ENGINES:
+        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}; got {requested!r}")
+    chosen = cast(Engine | None, requested)
     if name_or_path is None and not os.environ.get("RECOMMENDER_MODEL"):
         if chosen is None:
             on_cpu = resolve_device(device) == "cpu"
