@@ -361,11 +361,17 @@ def evaluate(
 @click.argument("checkpoint", type=click.Path(file_okay=False, exists=True))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Export dir.")
 @click.option("--int8", is_flag=True, help="Quantize the weights to int8 (dynamic quantization).")
-def export_onnx(checkpoint: str, output: str, int8: bool) -> None:
+@click.option(
+    "--fuse/--no-fuse",
+    default=True,
+    show_default=True,
+    help="Fuse attention, layer-norm and GELU ops (BERT-like encoders such as ELECTRA).",
+)
+def export_onnx(checkpoint: str, output: str, int8: bool, fuse: bool) -> None:
     """Export a CHECKPOINT directory to ONNX for the onnx engine (`--engine onnx`)."""
     from recommender.onnx_engine import export_onnx as run_export
 
-    run_export(checkpoint, output, quantize=int8)
+    run_export(checkpoint, output, quantize=int8, fuse=fuse)
     click.echo(f"Exported {checkpoint} ({'int8' if int8 else 'fp32'}) to {output}")
 
 

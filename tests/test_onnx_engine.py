@@ -25,6 +25,9 @@ def onnx_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return {
         "fp32": export_onnx(tiny_model_dir, root / "fp32"),
         "int8": export_onnx(tiny_model_dir, root / "int8", quantize=True),
+        "int8-unfused": export_onnx(
+            tiny_model_dir, root / "int8-unfused", quantize=True, fuse=False
+        ),
     }
 
 
@@ -42,7 +45,7 @@ def test_export_dir_holds_model_tokenizer_config_and_metadata(onnx_dirs, tiny_cl
         assert (path / "config.json").is_file()
         assert (path / "tokenizer.json").is_file()
         metadata = json.loads((path / METADATA_FILE).read_text())
-        assert metadata["precision"] == precision
+        assert metadata["precision"] == precision.partition("-")[0]
         assert metadata["source_fingerprint"] == tiny_classifier.fingerprint
         assert metadata["opset"] >= 17
     import onnx
@@ -50,8 +53,17 @@ def test_export_dir_holds_model_tokenizer_config_and_metadata(onnx_dirs, tiny_cl
     def op_types(path: Path) -> set[str]:
         return {node.op_type for node in onnx.load(str(path / "model.onnx")).graph.node}
 
-    assert "MatMulInteger" in op_types(onnx_dirs["int8"])
+    layers = 1  # the tiny checkpoint's
+    for precision in ("fp32", "int8"):
+        fused = json.loads((onnx_dirs[precision] / METADATA_FILE).read_text())["fused"]
+        assert fused["Attention"] == layers and fused["SkipLayerNormalization"] == 2 * layers
+    assert {"Attention", "SkipLayerNormalization"} <= op_types(onnx_dirs["fp32"])
     assert "MatMulInteger" not in op_types(onnx_dirs["fp32"])
+    # Fused attention is quantized whole; the feed-forward matrices as integer MatMuls.
+    assert {"QAttention", "MatMulInteger"} <= op_types(onnx_dirs["int8"])
+    unfused = onnx_dirs["int8-unfused"]
+    assert json.loads((unfused / METADATA_FILE).read_text())["fused"] == {}
+    assert "MatMulInteger" in op_types(unfused) and "Attention" not in op_types(unfused)
 
 
 def test_long_text_spans_several_windows(onnx_models):
@@ -74,7 +86,7 @@ def test_output_contract(onnx_models, precision):
     ("precision", "max_delta", "min_agreement"),
     # The tiny model's weights are random and large (initializer_range 0.6), a harsher test of
     # int8 than a trained model; the benchmark measures agreement on a real-size model.
-    [("fp32", 1e-4, 1.0), ("int8", 0.15, 0.9)],
+    [("fp32", 1e-4, 1.0), ("int8", 0.15, 0.9), ("int8-unfused", 0.15, 0.9)],
 )
 def test_agrees_with_pytorch(onnx_models, tiny_classifier, precision, max_delta, min_agreement):
     reference = tiny_classifier.predict_proba(TEXTS)
