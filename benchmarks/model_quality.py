@@ -1,5 +1,8 @@
 """The bundled emotion model against a char n-gram TF-IDF + logistic regression baseline.
 
+The model is scored on the engine the service runs it on (``--engine`` to choose); its
+short-text throughput is measured on both engines.
+
 Both are scored on the same held-out sets: GoEmotions-ko test, the KOTE test part, the diary
 test file, and the sample catalogue's lyrics (when it carries an ``emotion`` field; lyrics are
 never trained on). The baseline is trained here, on exactly the rows the model was trained on.
@@ -120,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("RECOMMENDER_DIARY_DIR") or ROOT / "data" / "diary",
     )
     parser.add_argument("--model", default=None, help="checkpoint dir or hub id (default: bundled)")
+    parser.add_argument(
+        "--engine",
+        choices=["torch", "onnx"],
+        default=None,
+        help="engine scored (default: the service's; for the bundled model on a CPU, onnx int8)",
+    )
     parser.add_argument("--catalogue", type=Path, default=ROOT / "catalog" / "sample.jsonl")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the model")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput measuring time")
@@ -131,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from recommender.classifier import EmotionClassifier
+    from recommender.classifier import load_classifier
+    from recommender.errors import ModelLoadError
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     baseline = TfidfBaseline().fit(corpus.train)
     logger.info("baseline trained in %.0f s", time.perf_counter() - t0)
-    model = EmotionClassifier.from_pretrained(args.model)
+    model = load_classifier(args.model, engine=args.engine, device="cpu")
 
     results: dict[str, dict[str, dict]] = {}
     lines = [
@@ -157,22 +167,32 @@ def main(argv: list[str] | None = None) -> int:
         base = compute_metrics(baseline.predict_proba(data.texts), data.labels, data.targets)
         results[name] = {"model": ours.to_dict(), "baseline": base.to_dict()}
         lines.append(f"{name:<18}{ours.n:>6}   {row(name, ours)}     {row(name, base)}")
-    speed, per_cpu = throughput(model, args.seconds)
     lines.append("")
-    lines.append(
-        f"model throughput: {speed:.0f} short texts/s via predict_proba, {per_cpu:.0f} per CPU "
-        f"second (torch threads: {torch.get_num_threads()}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-    )
+    lines.append(f"scored: {model!r}")
+    speeds: dict[str, tuple[float, float]] = {}
+    for engine in ("torch", "onnx"):  # the same model on each engine it loads with
+        try:
+            engine_model = load_classifier(args.model, engine=engine, device="cpu")
+        except ModelLoadError as error:
+            lines.append(f"{engine} throughput: not measured ({error})")
+            continue
+        speed, per_cpu = speeds[engine] = throughput(engine_model, args.seconds)
+        lines.append(
+            f"{engine} throughput: {speed:.0f} short texts/s via predict_proba, {per_cpu:.0f} "
+            f"per CPU second ({engine_model!r}; threads: {torch.get_num_threads()}, "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
     print("\n".join(lines))
     for name in sets:
         print(f"\n== {name}: model ==\n" + _format(results[name]["model"]))
     if args.json:
         payload = {
             "results": results,
-            "texts_per_second": speed,
-            "texts_per_cpu_second": per_cpu,
-            "model": str(model),
+            "throughput": {
+                engine: {"texts_per_second": wall, "texts_per_cpu_second": cpu}
+                for engine, (wall, cpu) in speeds.items()
+            },
+            "model": repr(model),
         }
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return 0
