@@ -15,6 +15,7 @@ import numpy as np
 
 from recommender.emotions import label_order
 from recommender.errors import InvalidInputError, ModelLoadError
+from recommender.ngram_head import NgramHead, combined_fingerprint, file_digest
 from recommender.windowing import predict_windowed, predict_windows, window_limit
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,8 @@ class WindowedClassifier:
     stride: int
     batch_size: int
 
+    head: NgramHead | None = None
+
     def _init_windowing(
         self,
         tokenizer: Any,
@@ -211,6 +214,7 @@ class WindowedClassifier:
         batch_size: int,
         window: int | None,
         stride: int | None,
+        head: NgramHead | None = None,
     ) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"model {name!r} has no fast tokenizer, needed for windowing")
@@ -220,14 +224,17 @@ class WindowedClassifier:
         self.columns = label_order(config.id2label)
         self.window = window_limit(config, tokenizer, window)
         self.stride = stride if stride is not None else self.window // 4
+        self.head = head
 
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """``(n, 6)`` float32 probabilities in canonical order, rows summing to 1."""
-        return predict_windowed(
-            validate_texts(texts),
+        """``(n, 6)`` float32 probabilities in canonical order, rows summing to 1 (the
+        encoder's, mixed with the checkpoint's n-gram head where it has one)."""
+        texts = validate_texts(texts)
+        probabilities = predict_windowed(
+            texts,
             self.tokenizer,
             self._logits,
             columns=self.columns,
@@ -235,6 +242,7 @@ class WindowedClassifier:
             stride=self.stride,
             batch_size=self.batch_size,
         )
+        return probabilities if self.head is None else self.head.mix(probabilities, texts)
 
     def _predict_windows(self, windows: list[list[int]]) -> np.ndarray:
         """Softmax of every window, batched longest first and padded to each batch's longest."""
@@ -260,13 +268,23 @@ class EmotionClassifier(WindowedClassifier):
         batch_size: int = 32,
         window: int | None = None,
         stride: int | None = None,
+        head: NgramHead | None = None,
+        head_digest: str | None = None,
     ) -> None:
         self._init_windowing(
-            tokenizer, model.config, name=name, batch_size=batch_size, window=window, stride=stride
+            tokenizer,
+            model.config,
+            name=name,
+            batch_size=batch_size,
+            window=window,
+            stride=stride,
+            head=head,
         )
         self.model = model.to(device).eval()
         self.device = device
-        self.fingerprint = self.source_fingerprint = _fingerprint(model, tokenizer)
+        self.fingerprint = self.source_fingerprint = combined_fingerprint(
+            _fingerprint(model, tokenizer), head_digest
+        )
 
     @classmethod
     def from_pretrained(
@@ -304,7 +322,16 @@ class EmotionClassifier(WindowedClassifier):
             hf_logging.set_verbosity(verbosity)
             if bars:
                 hf_logging.enable_progress_bar()
-        return cls(model, tokenizer, name=name, device=device, batch_size=batch_size)
+        head = NgramHead.load(name) if local else None
+        return cls(
+            model,
+            tokenizer,
+            name=name,
+            device=device,
+            batch_size=batch_size,
+            head=head,
+            head_digest=file_digest(name) if head is not None else None,
+        )
 
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch

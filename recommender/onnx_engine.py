@@ -22,6 +22,7 @@ import numpy as np
 
 from recommender.classifier import WindowedClassifier
 from recommender.errors import ModelLoadError
+from recommender.ngram_head import HEAD_FILE, NgramHead, combined_fingerprint, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,16 @@ class OnnxEmotionClassifier(WindowedClassifier):
         batch_size: int = 32,
         window: int | None = None,
         stride: int | None = None,
+        head: NgramHead | None = None,
     ) -> None:
         self._init_windowing(
-            tokenizer, config, name=name, batch_size=batch_size, window=window, stride=stride
+            tokenizer,
+            config,
+            name=name,
+            batch_size=batch_size,
+            window=window,
+            stride=stride,
+            head=head,
         )
         self.session = session
         self.fingerprint = fingerprint
@@ -146,6 +154,7 @@ class OnnxEmotionClassifier(WindowedClassifier):
             session = ort.InferenceSession(
                 str(root / ONNX_FILE), sess_options=options, providers=providers
             )
+            head = NgramHead.load(root)
         except Exception as error:  # onnxruntime, transformers and json raise many types
             raise ModelLoadError(f"cannot load ONNX model from {str(root)!r}: {error}") from None
         log.info("ONNX model %s (%s) on %s", root, metadata.get("precision"), device)
@@ -154,10 +163,13 @@ class OnnxEmotionClassifier(WindowedClassifier):
             tokenizer,
             config,
             name=str(root),
-            fingerprint=_fingerprint(_file_digest(root / ONNX_FILE), tokenizer),
+            fingerprint=combined_fingerprint(
+                _fingerprint(_file_digest(root / ONNX_FILE), tokenizer), file_digest(root)
+            ),
             source_fingerprint=metadata.get("source_fingerprint"),
             precision=str(metadata.get("precision", "fp32")),
             batch_size=batch_size,
+            head=head,
         )
 
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -284,6 +296,8 @@ def export_onnx(
         shutil.move(str(fp32), output / ONNX_FILE)
     source.tokenizer.save_pretrained(output)
     model.config.save_pretrained(output)
+    if source.head is not None:  # the n-gram head travels with the export, unchanged
+        shutil.copyfile(Path(checkpoint_dir) / HEAD_FILE, output / HEAD_FILE)
     metadata = {
         "source": str(checkpoint_dir),
         "source_fingerprint": source.fingerprint,

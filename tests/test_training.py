@@ -203,3 +203,19 @@ def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert all(len(f["sha256"]) == 64 for f in record["data_files"].values())
     assert record["temperature"] > 0
     assert "diary" in record["dev_macro_f1"]
+    # The n-gram head reads the cue words perfectly, so the dev sets give it a share.
+    from recommender.classifier import EmotionClassifier
+    from recommender.training.train import HEAD_WEIGHTS
+
+    head = record["ngram_head"]
+    assert head["weight"] in HEAD_WEIGHTS and head["weight"] > 0
+    assert set(head["dev_score_by_weight"]) == {str(w) for w in HEAD_WEIGHTS}
+    loaded = EmotionClassifier.from_pretrained(output, device="cpu")
+    assert loaded.head is not None and loaded.head.weight == pytest.approx(head["weight"])
+    assert loaded.predict_proba(["정말 화가 난다 짜증"]).argmax() == EMOTIONS.index("angry")
+    # Without the head, training into the same directory leaves no stale head behind.
+    result = CliRunner().invoke(main, [*arguments, "--no-ngram-head"])
+    torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert not (output / "ngram_head.npz").exists()
+    assert json.loads((output / "training_args.json").read_text())["ngram_head"] is None

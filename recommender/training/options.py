@@ -51,6 +51,9 @@ class TrainOptions:
     schedule_epochs: int | None = None
     patience: int = 2
     class_weight_power: float = 0.5
+    # A character n-gram TF-IDF + logistic regression head fitted on the same rows, mixed into
+    # the encoder's probabilities with the weight that scores best on the dev sets.
+    ngram_head: bool = True
     diary_weight: float = 3.0
     chatbot_weight: float = 0.5
     num_threads: int | None = None

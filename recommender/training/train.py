@@ -14,7 +14,8 @@ import numpy as np
 
 from recommender.emotions import EMOTIONS
 from recommender.errors import RecommenderError
-from recommender.evaluation import compute_metrics
+from recommender.evaluation import LabelledData, compute_metrics
+from recommender.ngram_head import HEAD_FILE, NgramHead
 from recommender.training import data as datasets
 from recommender.training.options import Hyperparameters, TrainOptions
 
@@ -152,13 +153,17 @@ def train(options: TrainOptions) -> Path:
     dev_sets = {name: s.as_labelled() for name, s in corpus.dev.items()}
     dev_ids = {name: _encode(tokenizer, s.texts, hp.max_length) for name, s in dev_sets.items()}
 
+    def dev_probabilities(model) -> dict[str, np.ndarray]:
+        return {
+            name: _softmax(loops.predict_logits(model, ids, pad_id=pad_id, device=device))
+            for name, ids in dev_ids.items()
+        }
+
     def dev_scores(model) -> dict[str, float]:
-        scores = {}
-        for name, labelled in dev_sets.items():
-            logits = loops.predict_logits(model, dev_ids[name], pad_id=pad_id, device=device)
-            probs = _softmax(logits)
-            scores[name] = compute_metrics(probs, labelled.labels).macro_f1
-        return scores
+        return {
+            name: compute_metrics(probs, dev_sets[name].labels).macro_f1
+            for name, probs in dev_probabilities(model).items()
+        }
 
     def score(model) -> float:
         scores = dev_scores(model)
@@ -202,12 +207,22 @@ def train(options: TrainOptions) -> Path:
         classifier.classifier.out_proj.weight.div_(temperature)
         classifier.classifier.out_proj.bias.div_(temperature)
     final_scores = dev_scores(classifier)
+    head, head_record = None, None
+    if options.ngram_head:
+        t0 = time.monotonic()
+        head, head_record = fit_ngram_head(
+            corpus.train, dev_sets, dev_probabilities(classifier), seed=options.seed
+        )
+        timings["ngram_head_s"] = time.monotonic() - t0
 
     output = options.output_dir
     output.mkdir(parents=True, exist_ok=True)
     classifier.to("cpu").to(torch.float32)
     classifier.save_pretrained(output)
     save_tokenizer(tokenizer, output)
+    (output / HEAD_FILE).unlink(missing_ok=True)  # from an earlier run into the same directory
+    if head is not None:
+        head.save(output)
     timings["total_s"] = time.monotonic() - started
     record = {
         "options": options.to_json(),
@@ -221,6 +236,7 @@ def train(options: TrainOptions) -> Path:
         "best_epoch": best_epoch,
         "dev_score_history": [round(s, 4) for s in history],
         "dev_macro_f1": {k: round(v, 4) for k, v in final_scores.items()},
+        "ngram_head": head_record,
         "dev_score": round(best_score, 4),
         "temperature": round(temperature, 4),
         "class_weights": dict(zip(EMOTIONS, cw.round(4).tolist(), strict=True)),
@@ -240,6 +256,43 @@ def train(options: TrainOptions) -> Path:
     )
     logger.info("saved %s in %.0f s", output, timings["total_s"])
     return output
+
+
+HEAD_WEIGHTS = tuple(round(w, 2) for w in np.arange(0.0, 0.81, 0.05))
+
+
+def fit_ngram_head(
+    train_rows: datasets.SoftSet,
+    dev_sets: dict[str, LabelledData],
+    encoder_dev: dict[str, np.ndarray],
+    *,
+    seed: int,
+) -> tuple[NgramHead | None, dict]:
+    """Fit the n-gram head on the training rows and choose its mixing weight by mean dev
+    macro-F1 (ties: the smaller weight); ``None`` when no weight above 0 helps."""
+    head = NgramHead.fit(
+        train_rows.texts, train_rows.targets.argmax(axis=1), train_rows.weights, seed=seed
+    )
+    head_dev = {name: head.predict_proba(data.texts) for name, data in dev_sets.items()}
+    by_weight: dict[float, dict[str, float]] = {}
+    for weight in HEAD_WEIGHTS:
+        by_weight[weight] = {
+            name: compute_metrics(
+                (1 - weight) * encoder_dev[name] + weight * head_dev[name], data.labels
+            ).macro_f1
+            for name, data in dev_sets.items()
+        }
+    best = max(HEAD_WEIGHTS, key=lambda w: (round(np.mean(list(by_weight[w].values())), 6), -w))
+    logger.info("n-gram head: weight %.2f, dev macro-F1 %s", best, by_weight[best])
+    record = {
+        "weight": best,
+        "features": int(head.coef.shape[1]),
+        "dev_macro_f1": {k: round(v, 4) for k, v in by_weight[best].items()},
+        "dev_score_by_weight": {
+            str(w): round(float(np.mean(list(v.values()))), 4) for w, v in by_weight.items()
+        },
+    }
+    return (head.with_weight(best) if best > 0 else None), record
 
 
 def _load_initial(directory: Path):  # -> (tokenizer, ElectraForSequenceClassification)

@@ -1,0 +1,146 @@
+"""A character n-gram reader whose probabilities are mixed into a checkpoint's.
+
+A checkpoint directory may carry ``ngram_head.npz`` beside its encoder: a character 2–4-gram
+TF-IDF + logistic regression model trained on the same rows, and the share its probabilities get
+in the mix (chosen on the development sets by ``recommender train``). The small encoder carries
+meaning across domains; the n-grams catch the everyday wording of diary text that it misses. Both
+engines apply it the same way, and it is part of the checkpoint's fingerprint.
+
+The file holds plain arrays (vocabulary, idf, coefficients, intercepts, weight): loading it runs
+no pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from recommender.emotions import EMOTIONS
+from recommender.errors import ModelLoadError
+
+HEAD_FILE = "ngram_head.npz"
+NGRAM_RANGE = (2, 4)
+# An absent class (none of its rows in training) gets this logit: probability ~0.
+ABSENT_LOGIT = -30.0
+
+
+def _vectorizer(vocabulary: dict[str, int] | None = None, max_features: int | None = None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=NGRAM_RANGE,
+        sublinear_tf=True,
+        min_df=1 if vocabulary is not None else 2,
+        max_features=max_features,
+        vocabulary=vocabulary,
+        dtype=np.float32,
+    )
+
+
+class NgramHead:
+    """TF-IDF features, linear logits in canonical emotion order, and the mixing weight."""
+
+    def __init__(
+        self, vectorizer, coef: np.ndarray, intercept: np.ndarray, weight: float = 0.0
+    ) -> None:
+        if coef.shape[0] != len(EMOTIONS) or intercept.shape != (len(EMOTIONS),):
+            raise ModelLoadError(f"n-gram head has {coef.shape[0]} classes; need {len(EMOTIONS)}")
+        self.vectorizer = vectorizer
+        self.coef = coef.astype(np.float32)
+        self.intercept = intercept.astype(np.float32)
+        self.weight = float(weight)
+
+    @classmethod
+    def fit(
+        cls,
+        texts: Sequence[str],
+        labels: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        *,
+        max_features: int = 100_000,
+        seed: int = 13,
+    ) -> NgramHead:
+        """Fit on canonical label indices (weight 0 until :meth:`with_weight`)."""
+        from sklearn.linear_model import LogisticRegression
+
+        vectorizer = _vectorizer(max_features=max_features)
+        features = vectorizer.fit_transform(list(texts))
+        model = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
+        model.fit(features, labels, sample_weight=sample_weight)
+        coef = np.zeros((len(EMOTIONS), features.shape[1]), dtype=np.float32)
+        intercept = np.full(len(EMOTIONS), ABSENT_LOGIT, dtype=np.float32)
+        if len(model.classes_) == 2:  # binary: one row of coefficients, for classes_[1]
+            negative, positive = model.classes_
+            coef[positive], intercept[positive] = model.coef_[0], model.intercept_[0]
+            intercept[negative] = 0.0
+        else:
+            coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+        return cls(vectorizer, coef, intercept)
+
+    def with_weight(self, weight: float) -> NgramHead:
+        return NgramHead(self.vectorizer, self.coef, self.intercept, weight)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, 6)`` float64 probabilities of the n-gram model alone."""
+        logits = self.vectorizer.transform(list(texts)) @ self.coef.T + self.intercept
+        logits = np.asarray(logits, dtype=np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def mix(self, probabilities: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """``probabilities`` (the encoder's, canonical order) mixed with this head's."""
+        if not self.weight or not len(texts):
+            return probabilities
+        mixed = (1 - self.weight) * probabilities + self.weight * self.predict_proba(texts)
+        return mixed.astype(probabilities.dtype)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        vocabulary = self.vectorizer.vocabulary_
+        terms = np.array(sorted(vocabulary, key=vocabulary.__getitem__))
+        path = Path(directory) / HEAD_FILE
+        np.savez_compressed(
+            path,
+            terms=terms,
+            idf=self.vectorizer.idf_.astype(np.float32),
+            coef=self.coef.astype(np.float16),
+            intercept=self.intercept,
+            weight=np.float32(self.weight),
+        )
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> NgramHead | None:
+        """The head saved in ``directory``, or ``None`` when it has none."""
+        path = Path(directory) / HEAD_FILE
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                terms, idf = arrays["terms"], arrays["idf"]
+                coef, intercept = arrays["coef"], arrays["intercept"]
+                weight = float(arrays["weight"])
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelLoadError(f"cannot read the n-gram head {str(path)!r}: {error}") from None
+        if coef.shape[1:] != terms.shape or idf.shape != terms.shape:
+            raise ModelLoadError(f"n-gram head {str(path)!r}: arrays disagree in size")
+        vectorizer = _vectorizer({str(t): i for i, t in enumerate(terms)})
+        vectorizer.idf_ = idf
+        return cls(vectorizer, coef, intercept, weight)
+
+
+def file_digest(directory: str | os.PathLike[str]) -> str | None:
+    """sha256 of a directory's head file, or ``None`` without one (part of fingerprints)."""
+    path = Path(directory) / HEAD_FILE
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def combined_fingerprint(fingerprint: str, head_digest: str | None) -> str:
+    """A model's fingerprint extended by its head's file digest (unchanged without a head)."""
+    if head_digest is None:
+        return fingerprint
+    return hashlib.sha256(f"{fingerprint}:{head_digest}".encode()).hexdigest()[:16]
