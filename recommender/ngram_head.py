@@ -52,6 +52,8 @@ class NgramHead:
             raise ModelLoadError(f"n-gram head has {coef.shape[0]} classes; need {len(EMOTIONS)}")
         self.vectorizer = vectorizer
         self.coef = coef.astype(np.float32)
+        # (features, 6), contiguous: a sparse row times it reads it once, without a copy.
+        self._by_feature = np.ascontiguousarray(self.coef.T)
         self.intercept = intercept.astype(np.float32)
         self.weight = float(weight)
 
@@ -87,7 +89,7 @@ class NgramHead:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, 6)`` float64 probabilities of the n-gram model alone."""
-        logits = self.vectorizer.transform(list(texts)) @ self.coef.T + self.intercept
+        logits = self.vectorizer.transform(list(texts)) @ self._by_feature + self.intercept
         logits = np.asarray(logits, dtype=np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
