@@ -330,7 +330,7 @@ class EmotionClassifier(WindowedClassifier):
             device=device,
             batch_size=batch_size,
             head=head,
-            head_digest=file_digest(name) if head is not None else None,
+            head_digest=file_digest(name) if local else None,
         )
 
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
 from recommender.errors import ModelLoadError
 
@@ -138,7 +139,7 @@ class NgramHead:
 def file_digest(directory: str | os.PathLike[str]) -> str | None:
     """sha256 of a directory's head file, or ``None`` without one (part of fingerprints)."""
     path = Path(directory) / HEAD_FILE
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return sha256_file(path) if path.is_file() else None
 
 
 def combined_fingerprint(fingerprint: str, head_digest: str | None) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from recommender.classifier import WindowedClassifier
+from recommender.digest import sha256_file
 from recommender.errors import ModelLoadError
 from recommender.ngram_head import HEAD_FILE, NgramHead, combined_fingerprint, file_digest
 
@@ -35,14 +36,6 @@ Precision = Literal["fp32", "int8"]
 def is_onnx_dir(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is an ONNX export directory (it holds ``model.onnx``)."""
     return (Path(path) / ONNX_FILE).is_file()
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fingerprint(onnx_digest: str, tokenizer: Any) -> str:
@@ -164,7 +157,7 @@ class OnnxEmotionClassifier(WindowedClassifier):
             config,
             name=str(root),
             fingerprint=combined_fingerprint(
-                _fingerprint(_file_digest(root / ONNX_FILE), tokenizer), file_digest(root)
+                _fingerprint(sha256_file(root / ONNX_FILE), tokenizer), file_digest(root)
             ),
             source_fingerprint=metadata.get("source_fingerprint"),
             precision=str(metadata.get("precision", "fp32")),

@@ -10,7 +10,6 @@ favour peaked vectors, and unlike L2 it is a true similarity between distributio
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from recommender import faiss_indexes
+from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
 from recommender.errors import IndexLoadError, InvalidInputError
 from recommender.faiss_indexes import IndexType
@@ -118,14 +118,6 @@ def check_vectors(vectors: Any, *, name: str = "vectors") -> np.ndarray:
 def _embed(probabilities: np.ndarray) -> np.ndarray:
     """Probability rows to the unit vectors the index holds (see the module docstring)."""
     return np.ascontiguousarray(np.sqrt(probabilities), dtype=np.float32)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gpu_count() -> int:
@@ -271,7 +263,9 @@ class TrackIndex:
             manifest = {
                 **self.manifest,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "files": {name: _sha256(staging / name) for name in (VECTORS, FAISS_INDEX, TRACKS)},
+                "files": {
+                    name: sha256_file(staging / name) for name in (VECTORS, FAISS_INDEX, TRACKS)
+                },
             }
             # The manifest is written last: a directory without one never loads.
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -300,7 +294,7 @@ class TrackIndex:
             file = root / name
             if not file.is_file():
                 raise IndexLoadError(f"index {str(root)!r} is missing {name}")
-            if _sha256(file) != expected:
+            if sha256_file(file) != expected:
                 raise IndexLoadError(f"index {str(root)!r}: {name} fails its checksum")
         if manifest.get("dimension") != DIMENSION or manifest.get("emotions") != list(EMOTIONS):
             raise IndexLoadError(

@@ -9,7 +9,6 @@ label carry no target and are used only as unlabelled text.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -337,11 +336,3 @@ def load_corpus(
         ", ".join(f"{k}={len(v)}" for k, v in dev.items()),
     )
     return corpus
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

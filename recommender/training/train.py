@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
 from recommender.errors import RecommenderError
 from recommender.evaluation import LabelledData, compute_metrics
@@ -244,7 +245,7 @@ def train(options: TrainOptions) -> Path:
         "unlabelled_texts": len(unlabelled),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "data_files": {
-            name: {"path": path.name, "sha256": datasets.sha256(path)}
+            name: {"path": path.name, "sha256": sha256_file(path)}
             for name, path in {
                 **corpus.files,
                 "reviews": options.data_dir / datasets.REVIEWS,
