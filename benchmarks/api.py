@@ -1,6 +1,7 @@
 """End to end: POST /recommend under gunicorn beside a naive single-threaded Flask dev server.
 
-    python benchmarks/api.py                          # bundled model and sample index
+    python benchmarks/api.py                          # what `make serve` runs (sample index)
+    python benchmarks/api.py --engine torch           # the bundled PyTorch checkpoint instead
     python benchmarks/api.py --model M --index I      # any checkpoint and the index built with it
     python benchmarks/api.py --stand-in small         # random weights, the bundled architecture
     python benchmarks/api.py --onnx int8              # the model exported to ONNX int8
