@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = Path(__file__).parent / "bundled_model"
 # The bundled checkpoint exported by `recommender export-onnx --int8`: what runs by default on a
-# CPU (about five times faster per short text than PyTorch there; same checkpoint, so the same
+# CPU (about 3.5 times faster per short text than PyTorch there; same checkpoint, so the same
 # indexes serve both).
 BUNDLED_ONNX = BUNDLED_MODEL / "onnx-int8"
 REFERENCE_MODEL = "Jinuuuu/KoELECTRA_fine_tunning_emotion"
