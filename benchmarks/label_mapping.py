@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from model_quality import TfidfBaseline  # noqa: E402
+from model_quality import TfidfBaseline, add_data_arguments  # noqa: E402
 
 from recommender.emotions import EMOTIONS  # noqa: E402
 from recommender.evaluation import compute_metrics  # noqa: E402
@@ -91,12 +90,7 @@ def mapping(replacements: dict[str, Any]) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=os.environ.get("RECOMMENDER_DATA_DIR"))
-    parser.add_argument(
-        "--diary-dir",
-        type=Path,
-        default=os.environ.get("RECOMMENDER_DIARY_DIR") or ROOT / "data" / "diary",
-    )
+    add_data_arguments(parser)
     parser.add_argument("--only", default=None, help="comma-separated candidate numbers (from 0)")
     args = parser.parse_args(argv)
     if args.data_dir is None:

@@ -114,14 +114,20 @@ def row(name: str, report: EvaluationReport) -> str:
     return f"{report.accuracy:6.3f} {report.macro_f1:6.3f} {report.ece:6.3f} {cos}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data-dir (the shared data) and --diary-dir (the team's diary set), with their
+    environment variables."""
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("RECOMMENDER_DATA_DIR"))
     parser.add_argument(
         "--diary-dir",
         type=Path,
         default=os.environ.get("RECOMMENDER_DIARY_DIR") or ROOT / "data" / "diary",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_data_arguments(parser)
     parser.add_argument("--model", default=None, help="checkpoint dir or hub id (default: bundled)")
     parser.add_argument(
         "--engine",
