@@ -52,15 +52,28 @@ def split_windows(tokenizer: Any, texts: Sequence[str], *, window: int, stride: 
     return Windows(encoded["input_ids"], np.asarray(encoded["overflow_to_sample_mapping"]))
 
 
+# Padded tokens per batch at most (a batch of long windows holds fewer of them): activations of
+# a batch of 32 full 256-token windows fall out of cache; measured on the bundled model on two
+# cores, 2,048 tokens (8 such windows) ran the benchmark's mixed texts ~20% faster than 32.
+MAX_BATCH_TOKENS = 2048
+
+
 def length_sorted_batches(
-    windows: Sequence[Sequence[int]], batch_size: int, pad_id: int
+    windows: Sequence[Sequence[int]],
+    batch_size: int,
+    pad_id: int,
+    max_tokens: int = MAX_BATCH_TOKENS,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(rows, input_ids, attention_mask)`` per batch, longest first, right-padded to the
-    longest window of the batch."""
+    longest window of the batch; at most ``batch_size`` windows and, beyond one window,
+    ``max_tokens`` padded tokens per batch."""
     order = np.argsort([-len(ids) for ids in windows], kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        longest = len(windows[rows[0]])
+    start = 0
+    while start < len(order):
+        longest = max(1, len(windows[order[start]]))
+        size = max(1, min(batch_size, max_tokens // longest))
+        rows = order[start : start + size]
+        start += size
         input_ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), longest), dtype=np.int64)
         for j, i in enumerate(rows):

@@ -190,3 +190,18 @@ def test_cuda_request_without_cuda_is_refused(tiny_model_dir):
         pytest.skip("CUDA present")
     with pytest.raises(ModelLoadError, match="CUDA is not available"):
         EmotionClassifier.from_pretrained(tiny_model_dir, device="cuda")
+
+
+def test_batches_are_length_sorted_and_capped_by_count_and_tokens():
+    from recommender.windowing import length_sorted_batches
+
+    windows = [[1] * n for n in (5, 300, 40, 300, 7, 120, 300, 2)]
+    batches = list(length_sorted_batches(windows, batch_size=3, pad_id=0, max_tokens=700))
+    # A batch led by a 300-token window holds two (2 x 300 <= 700); shorter ones up to three.
+    assert [list(rows) for rows, _, _ in batches] == [[1, 3], [6, 5], [2, 4, 0], [7]]
+    for rows, ids, mask in batches:
+        assert ids.shape == (len(rows), len(windows[rows[0]]))  # padded to the batch's longest
+        assert mask.sum(axis=1).tolist() == [len(windows[r]) for r in rows]
+    # A window longer than the budget still runs, alone.
+    (rows, ids, _), *_ = length_sorted_batches([[1] * 900, [1] * 10], 8, 0, max_tokens=700)
+    assert list(rows) == [0] and ids.shape == (1, 900)
