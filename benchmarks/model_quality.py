@@ -5,7 +5,8 @@ short-text throughput is measured on both engines.
 
 Both are scored on the same held-out sets: GoEmotions-ko test, the KOTE test part, the diary
 test file, and the sample catalogue's lyrics (when it carries an ``emotion`` field; lyrics are
-never trained on). The baseline is trained here, on exactly the rows the model was trained on.
+never trained on). The baseline is trained here on all the training rows the model's runs drew
+from (every open training row and the diary training part, with the default source weights).
 
     python benchmarks/model_quality.py --data-dir ../shared/data [--diary-dir data/diary]
         [--model DIR] [--json OUT.json]
