@@ -351,25 +351,6 @@ def profile(args: argparse.Namespace, repeats: int = 50) -> None:
         )
 
 
-def save_small_checkpoint(directory: Path, corpus: list[str]) -> Path:
-    """Random weights in the bundled model's architecture (the training's `small` preset)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from classify import save_random_electra, train_wordpiece
-
-    tokenizer = train_wordpiece(corpus, vocab_size=20000, max_length=256)
-    return save_random_electra(
-        directory,
-        tokenizer,
-        vocab_size=len(tokenizer),
-        embedding_size=128,
-        hidden_size=256,
-        num_hidden_layers=6,
-        num_attention_heads=4,
-        intermediate_size=1024,
-        max_position_embeddings=256,
-    )
-
-
 def build_stand_in(kind: str, directory: Path) -> tuple[str, str]:
     """A random-weight checkpoint and the sample catalogue indexed with it, for timing only."""
     catalogue = ROOT / "catalog" / "sample.jsonl"
@@ -380,7 +361,10 @@ def build_stand_in(kind: str, directory: Path) -> tuple[str, str]:
         model = save_tiny_checkpoint(directory / "tiny-model")
     else:
         lyrics = [json.loads(line)["lyrics"] for line in catalogue.open(encoding="utf-8")]
-        model = save_small_checkpoint(directory / "small-model", lyrics + list(TEXTS))
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from classify import build_bundled_architecture
+
+        model = build_bundled_architecture(directory / "small-model", lyrics + list(TEXTS))
     index = directory / f"{kind}-index"
     subprocess.run(
         [sys.executable, "-m", "recommender", "index", str(catalogue), "-o", str(index)]

@@ -140,6 +140,25 @@ def save_random_electra(directory: Path, tokenizer: Any, **shape: int) -> Path:
     return directory
 
 
+def build_bundled_architecture(directory: Path, corpus: list[str]) -> Path:
+    """The bundled model's exact shape (the training's ``small`` preset, as `recommender train`
+    builds it) with seeded random weights and a tokenizer trained on ``corpus``: a stand-in
+    for timing where no bundled model is present."""
+    import torch
+    from transformers import ElectraForSequenceClassification
+
+    from recommender.training.options import TrainOptions
+    from recommender.training.train import build_config
+
+    hp = TrainOptions(data_dir=directory, output_dir=directory).hyperparameters()
+    tokenizer = train_wordpiece(corpus, vocab_size=hp.vocab_size, max_length=hp.max_positions)
+    torch.manual_seed(0)
+    config = build_config(hp, len(tokenizer), tokenizer.pad_token_id)
+    ElectraForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 def build_reference_architecture(directory: Path, *, tokenizer: Any | None = None) -> Path:
     """KoELECTRA-base's exact shape with random weights (seeded), saved as a checkpoint."""
     return save_random_electra(

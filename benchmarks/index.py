@@ -5,7 +5,7 @@
 The catalogue (JSON Lines: track_id, title, artist, genre, lyrics of verses and a repeated
 chorus) is generated deterministically into a temporary directory from the repository's own
 lyrics. The model is the bundled one (or ``--model DIR``); without either, a stand-in of about
-the bundled model's size is built there (4 layers, hidden 256, random weights) and the printout
+the bundled model's architecture is built there (random weights) and the printout
 says so. Each engine (PyTorch, ONNX Runtime fp32, int8) indexes the whole catalogue as its own
 `recommender index` process, one after the other, and the rates are printed beside PyTorch's
 (rates from different runs on this shared machine are not comparable; ratios are).
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from classify import _stanzas, corpus_lines, save_random_electra, train_wordpiece  # noqa: E402
+from classify import _stanzas, build_bundled_architecture, corpus_lines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = ROOT / "recommender" / "bundled_model"
@@ -54,22 +54,6 @@ def synthetic_catalogue(path: Path, n: int, *, seed: int = 1) -> Path:
     return path
 
 
-def build_standin(directory: Path) -> Path:
-    """A small ELECTRA of about the bundled model's size, random weights, local tokenizer."""
-    tokenizer = train_wordpiece(corpus_lines(), vocab_size=16000)
-    return save_random_electra(
-        directory,
-        tokenizer,
-        vocab_size=len(tokenizer),
-        embedding_size=128,
-        hidden_size=256,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=1024,
-        max_position_embeddings=512,
-    )
-
-
 def run(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of a child process."""
     start = time.perf_counter()
@@ -91,7 +75,7 @@ def main() -> None:
     parser.add_argument("--build-standin", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_standin:
-        build_standin(Path(args.build_standin))
+        build_bundled_architecture(Path(args.build_standin), corpus_lines())
         return
     tracks = 1000 if args.quick else args.tracks
     cli = [sys.executable, "-m", "recommender"]
@@ -112,8 +96,8 @@ def main() -> None:
             # In a child, so that this process stays small and children's peak RSS is theirs.
             subprocess.run([sys.executable, __file__, "--build-standin", str(model)], check=True)
             model_note = (
-                "NO bundled model here: a stand-in of its size (ELECTRA, 4 layers, hidden 256, "
-                "random weights)"
+                "NO bundled model here: a stand-in of its architecture (ELECTRA, 6 layers, "
+                "hidden 256, random weights)"
             )
         print(f"{tracks} synthetic tracks; {model_note}", flush=True)
         engines = {"torch": model}

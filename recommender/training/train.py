@@ -12,25 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.classifier import resolve_device
 from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
-from recommender.errors import RecommenderError
 from recommender.evaluation import LabelledData, compute_metrics
 from recommender.ngram_head import HEAD_FILE, NgramHead
 from recommender.training import data as datasets
 from recommender.training.options import Hyperparameters, TrainOptions
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RecommenderError(f"device {device!r} requested but CUDA is not available")
-    return device
 
 
 def _seed_everything(seed: int, device: str) -> None:
