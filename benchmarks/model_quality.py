@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from recommender.classifier import load_classifier
+    from recommender.classifier import load_classifier, resolve_model
     from recommender.errors import ModelLoadError
 
     if args.threads:
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     baseline = TfidfBaseline().fit(corpus.train)
     logger.info("baseline trained in %.0f s", time.perf_counter() - t0)
-    model = load_classifier(args.model, engine=args.engine, device="cpu")
+    _, scored_engine = resolve_model(args.model, engine=args.engine, device="cpu")
+    model = load_classifier(args.model, engine=scored_engine, device="cpu")
 
     results: dict[str, dict[str, dict]] = {}
     lines = [
@@ -179,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     speeds: dict[str, tuple[float, float]] = {}
     for engine in ("torch", "onnx"):  # the same model on each engine it loads with
         try:
-            engine_model = load_classifier(args.model, engine=engine, device="cpu")
+            engine_model = (
+                model
+                if engine == scored_engine
+                else load_classifier(args.model, engine=engine, device="cpu")
+            )
         except ModelLoadError as error:
             lines.append(f"{engine} throughput: not measured ({error})")
             continue
