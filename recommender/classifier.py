@@ -128,14 +128,13 @@ def validate_texts(texts: Sequence[str], *, max_texts: int | None = None) -> lis
 
 
 def resolve_device(device: str | None = None) -> str:
-    """``device`` as given, else CUDA when present, else CPU; logged once per load."""
+    """``device`` as given, else CUDA when present, else CPU."""
     import torch
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} requested but CUDA is not available here")
-    log.info("emotion model on %s", device)
     return device
 
 
@@ -306,6 +305,7 @@ class EmotionClassifier(WindowedClassifier):
         from transformers.utils import logging as hf_logging
 
         device = resolve_device(device)
+        log.info("emotion model %s on %s", name, device)
         # A hub id is read from the local cache first; the network is tried only when it answers.
         offline = not local and not _in_hub_cache(name) and not _hub_reachable()
         if offline:
