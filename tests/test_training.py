@@ -87,8 +87,8 @@ def make_data_dir(root: Path, rows_per_class: int = 6) -> Path:
 
 def make_diary_dir(root: Path) -> Path:
     root.mkdir(parents=True)
-    for name, n in (("train.tsv", 8), ("test.tsv", 2)):
-        rows = [f"{WORDS[e]} 일기 {i}\t{e}" for i in range(n) for e in EMOTIONS]
+    for name, n in (("train.tsv", 8), ("test.tsv", 2), ("test2.tsv", 3)):
+        rows = [f"{WORDS[e]} {name} 일기 {i}\t{e}" for i in range(n) for e in EMOTIONS]
         (root / name).write_text("text\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return root
 
@@ -150,6 +150,21 @@ def test_splits_are_fixed_and_disjoint(tmp_path: Path) -> None:
     train, dev, test = (set(s.texts) for s in first)
     assert not (train & dev or train & test or dev & test)
     assert len(train) + len(dev) + len(test) == 60
+
+
+def test_diary_test_files_are_held_out(tmp_path: Path) -> None:
+    corpus = datasets.load_corpus(
+        make_data_dir(tmp_path / "data"), make_diary_dir(tmp_path / "diary")
+    )
+    assert {name: len(s) for name, s in corpus.test.items() if name.startswith("diary")} == {
+        "diary": 12,
+        "diary2": 18,
+    }
+    held_out = set(corpus.test["diary"].texts) | set(corpus.test["diary2"].texts)
+    assert all("test" in text for text in held_out)
+    assert not held_out & set(corpus.train.texts)
+    assert not held_out & set(corpus.dev["diary"].texts)
+    assert sum("train.tsv" in t for t in corpus.train.texts + corpus.dev["diary"].texts) == 48
 
 
 def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:

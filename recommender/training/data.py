@@ -35,7 +35,9 @@ KOTE = "emotion/kote_val.tsv"
 CHATBOT = "emotion/chatbot_data.csv"
 REVIEWS = "corpus/nsmc_reviews.tsv.gz"
 DIARY_TRAIN = "train.tsv"
-DIARY_TEST = "test.tsv"
+# Held-out diary files, each by a writer whose texts are in no training file: the test-set name
+# each is reported under, and its file.
+DIARY_TESTS: dict[str, str] = {"diary": "test.tsv", "diary2": "test2.tsv"}
 
 GOEMOTIONS_MAP: dict[str, tuple[str, ...]] = {
     "anger": ("angry",),
@@ -289,7 +291,7 @@ def load_corpus(
 ) -> Corpus:
     """Everything labelled that training uses, with its fixed splits.
 
-    Test sets (GoEmotions test, the KOTE test part, the diary test file) are loaded for
+    Test sets (GoEmotions test, the KOTE test part, the diary test files) are loaded for
     evaluation only; training never reads them.
     """
     weights = {**SOURCE_WEIGHTS, **(weights or {})}
@@ -327,8 +329,9 @@ def load_corpus(
         dev["diary"] = diary_dev
     elif diary_dir is not None:
         logger.warning("no diary training file at %s; training without it", diary_dir / DIARY_TRAIN)
-    if diary_dir is not None and (diary_dir / DIARY_TEST).is_file():
-        test["diary"] = load_diary(diary_dir / DIARY_TEST)
+    for name, filename in DIARY_TESTS.items():
+        if diary_dir is not None and (diary_dir / filename).is_file():
+            test[name] = load_diary(diary_dir / filename)
     corpus = Corpus(train=concat(train), dev=dev, test=test, files=files)
     logger.info(
         "training rows: %d; dev: %s",
