@@ -1,10 +1,12 @@
 """A character n-gram reader whose probabilities are mixed into a checkpoint's.
 
 A checkpoint directory may carry ``ngram_head.npz`` beside its encoder: a character 2–4-gram
-TF-IDF + logistic regression model trained on the same rows, and the share its probabilities get
-in the mix (chosen on the development sets by ``recommender train``). The small encoder carries
-meaning across domains; the n-grams catch the everyday wording of diary text that it misses. Both
-engines apply it the same way, and it is part of the checkpoint's fingerprint.
+TF-IDF + logistic regression model trained on the soft targets of every training row (also when
+the encoder fine-tuned on a sample of them: the head is cheap to fit), and the share its
+probabilities get in the mix (chosen on the development sets by ``recommender train``). The
+small encoder carries meaning across domains; the n-grams catch the everyday wording of diary
+text that it misses. Both engines apply it the same way, and it is part of the checkpoint's
+fingerprint.
 
 The file holds plain arrays (vocabulary, idf, coefficients, intercepts, weight): loading it runs
 no pickled code.
@@ -62,19 +64,29 @@ class NgramHead:
     def fit(
         cls,
         texts: Sequence[str],
-        labels: np.ndarray,
+        targets: np.ndarray,
         sample_weight: np.ndarray | None = None,
         *,
-        max_features: int = 100_000,
+        max_features: int = 300_000,
         seed: int = 13,
     ) -> NgramHead:
-        """Fit on canonical label indices (weight 0 until :meth:`with_weight`)."""
+        """Fit on ``(n, 6)`` soft targets or ``(n,)`` canonical label indices (weight 0 until
+        :meth:`with_weight`).
+
+        A soft row counts once per class it has mass in, weighted by that share: the logistic
+        regression then minimises the cross-entropy against the soft targets.
+        """
         from sklearn.linear_model import LogisticRegression
 
+        targets = np.asarray(targets)
+        if targets.ndim == 1:
+            targets = np.eye(len(EMOTIONS))[targets]
+        weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight)
+        rows, classes = np.nonzero(targets > 0)
         vectorizer = _vectorizer(max_features=max_features)
         features = vectorizer.fit_transform(list(texts))
-        model = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
-        model.fit(features, labels, sample_weight=sample_weight)
+        model = LogisticRegression(C=4.0, max_iter=3000, random_state=seed)
+        model.fit(features[rows], classes, sample_weight=weights[rows] * targets[rows, classes])
         coef = np.zeros((len(EMOTIONS), features.shape[1]), dtype=np.float32)
         intercept = np.full(len(EMOTIONS), ABSENT_LOGIT, dtype=np.float32)
         if len(model.classes_) == 2:  # binary: one row of coefficients, for classes_[1]

@@ -64,6 +64,19 @@ def test_classes_absent_from_training_get_no_probability():
     assert list(probs.argmax(axis=1)) == [0, 1]
 
 
+def test_soft_targets_share_a_row_between_its_classes():
+    mixed = "화가 나면서도 슬프다 애매"
+    targets = np.vstack([np.eye(6)[LABELS], [[0.5, 0, 0, 0, 0, 0.5]] * 3])
+    soft = NgramHead.fit(TEXTS + [mixed] * 3, targets)
+    probs = soft.predict_proba([mixed])[0]
+    assert set(np.argsort(probs)[-2:]) == {0, 5}  # angry and sad, nothing else
+    assert abs(probs[0] - probs[5]) < 0.15
+    # Index labels are one-hot soft targets: the same model.
+    hard = NgramHead.fit(TEXTS, LABELS)
+    onehot = NgramHead.fit(TEXTS, np.eye(6)[LABELS])
+    np.testing.assert_allclose(hard.predict_proba(TEXTS), onehot.predict_proba(TEXTS))
+
+
 def test_unreadable_head_file_is_a_load_error(tmp_path: Path):
     (tmp_path / HEAD_FILE).write_bytes(b"not a zip file")
     with pytest.raises(ModelLoadError, match="cannot read the n-gram head"):

@@ -167,6 +167,17 @@ def test_diary_test_files_are_held_out(tmp_path: Path) -> None:
     assert sum("train.tsv" in t for t in corpus.train.texts + corpus.dev["diary"].texts) == 48
 
 
+def test_sampled_open_rows_leave_the_full_training_set_whole(tmp_path: Path) -> None:
+    data_dir, diary_dir = make_data_dir(tmp_path / "data"), make_diary_dir(tmp_path / "diary")
+    whole = datasets.load_corpus(data_dir, diary_dir)
+    sampled = datasets.load_corpus(data_dir, diary_dir, max_open_rows=10, seed=1)
+    diary_rows = 48 - len(sampled.dev["diary"])  # the diary training part, all of it
+    assert len(sampled.train) == 10 + diary_rows
+    assert sampled.full_train.texts == whole.train.texts == whole.full_train.texts
+    assert set(sampled.train.texts) < set(sampled.full_train.texts)
+    assert sampled.train.texts[-diary_rows:] == whole.train.texts[-diary_rows:]
+
+
 def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
     """Through the CLI, so every TrainOptions field reaching `recommender train` is covered."""
     torch = pytest.importorskip("torch")

@@ -259,6 +259,8 @@ class Corpus:
     dev: dict[str, SoftSet]
     test: dict[str, SoftSet]
     files: dict[str, Path]
+    # Every training row: ``train`` itself unless the open rows were sampled.
+    full_train: SoftSet
 
 
 def kote_splits(data_dir: Path, weight: float = 1.0) -> tuple[SoftSet, SoftSet, SoftSet]:
@@ -303,17 +305,19 @@ def load_corpus(
         "kote": data_dir / KOTE,
         "chatbot": data_dir / CHATBOT,
     }
-    train = [
-        load_goemotions(files["goemotions_train"], names, weights["goemotions"]),
-        load_chatbot(files["chatbot"], weights["chatbot"]),
-    ]
     kote_train, kote_dev, kote_test = kote_splits(data_dir, weights["kote"])
-    train.append(kote_train)
-    if max_open_rows is not None and max_open_rows < sum(len(s) for s in train):
+    open_rows = concat(
+        [
+            load_goemotions(files["goemotions_train"], names, weights["goemotions"]),
+            load_chatbot(files["chatbot"], weights["chatbot"]),
+            kote_train,
+        ]
+    )
+    sampled = open_rows
+    if max_open_rows is not None and max_open_rows < len(open_rows):
         # A random sample of the open-data rows (diary rows are always all kept).
-        merged = concat(train)
-        keep = np.sort(np.random.default_rng(seed).permutation(len(merged))[:max_open_rows])
-        train = [subset(merged, keep)]
+        keep = np.sort(np.random.default_rng(seed).permutation(len(open_rows))[:max_open_rows])
+        sampled = subset(open_rows, keep)
     dev = {
         "goemotions": load_goemotions(files["goemotions_dev"], names),
         "kote": kote_dev,
@@ -322,17 +326,21 @@ def load_corpus(
         "goemotions": load_goemotions(data_dir / GOEMOTIONS_TEST, names),
         "kote": kote_test,
     }
+    train, full_train = [sampled], [open_rows]
     if diary_dir is not None and (diary_dir / DIARY_TRAIN).is_file():
         files["diary_train"] = diary_dir / DIARY_TRAIN
         diary_train, diary_dev = diary_splits(diary_dir, weights["diary"])
         train.append(diary_train)
+        full_train.append(diary_train)
         dev["diary"] = diary_dev
     elif diary_dir is not None:
         logger.warning("no diary training file at %s; training without it", diary_dir / DIARY_TRAIN)
     for name, filename in DIARY_TESTS.items():
         if diary_dir is not None and (diary_dir / filename).is_file():
             test[name] = load_diary(diary_dir / filename)
-    corpus = Corpus(train=concat(train), dev=dev, test=test, files=files)
+    corpus = Corpus(
+        train=concat(train), dev=dev, test=test, files=files, full_train=concat(full_train)
+    )
     logger.info(
         "training rows: %d; dev: %s",
         len(corpus.train),

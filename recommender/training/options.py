@@ -25,7 +25,8 @@ class TrainOptions:
     # Start from an existing checkpoint (its tokenizer and weights): no tokenizer training and
     # no pre-training, only fine-tuning and calibration.
     init_from: Path | None = None
-    # Cap on the open-data training rows (a seeded sample); the diary rows are always kept.
+    # Cap on the open-data rows the encoder fine-tunes on (a seeded sample); the diary rows are
+    # always kept, and the n-gram head always fits on every row.
     max_open_rows: int | None = None
     # Model shape.
     vocab_size: int | None = None
@@ -51,8 +52,9 @@ class TrainOptions:
     schedule_epochs: int | None = None
     patience: int = 2
     class_weight_power: float = 0.5
-    # A character n-gram TF-IDF + logistic regression head fitted on the same rows, mixed into
-    # the encoder's probabilities with the weight that scores best on the dev sets.
+    # A character n-gram TF-IDF + logistic regression head fitted on every training row's soft
+    # target, mixed into the encoder's probabilities with the weight that scores best on the dev
+    # sets.
     ngram_head: bool = True
     diary_weight: float = 3.0
     chatbot_weight: float = 0.5

@@ -202,7 +202,7 @@ def train(options: TrainOptions) -> Path:
     if options.ngram_head:
         t0 = time.monotonic()
         head, head_record = fit_ngram_head(
-            corpus.train, dev_sets, dev_probabilities(classifier), seed=options.seed
+            corpus.full_train, dev_sets, dev_probabilities(classifier), seed=options.seed
         )
         timings["ngram_head_s"] = time.monotonic() - t0
 
@@ -259,11 +259,9 @@ def fit_ngram_head(
     *,
     seed: int,
 ) -> tuple[NgramHead | None, dict]:
-    """Fit the n-gram head on the training rows and choose its mixing weight by mean dev
-    macro-F1 (ties: the smaller weight); ``None`` when no weight above 0 helps."""
-    head = NgramHead.fit(
-        train_rows.texts, train_rows.targets.argmax(axis=1), train_rows.weights, seed=seed
-    )
+    """Fit the n-gram head on the training rows' soft targets and choose its mixing weight by
+    mean dev macro-F1 (ties: the smaller weight); ``None`` when no weight above 0 helps."""
+    head = NgramHead.fit(train_rows.texts, train_rows.targets, train_rows.weights, seed=seed)
     head_dev = {name: head.predict_proba(data.texts) for name, data in dev_sets.items()}
     by_weight: dict[float, dict[str, float]] = {}
     for weight in HEAD_WEIGHTS:
@@ -278,6 +276,7 @@ def fit_ngram_head(
     record = {
         "weight": best,
         "features": int(head.coef.shape[1]),
+        "training_rows": len(train_rows),
         "dev_macro_f1": {k: round(v, 4) for k, v in by_weight[best].items()},
         "dev_score_by_weight": {
             str(w): round(float(np.mean(list(v.values()))), 4) for w, v in by_weight.items()
