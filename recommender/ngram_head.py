@@ -49,7 +49,12 @@ class NgramHead:
     """TF-IDF features, linear logits in canonical emotion order, and the mixing weight."""
 
     def __init__(
-        self, vectorizer, coef: np.ndarray, intercept: np.ndarray, weight: float = 0.0
+        self,
+        vectorizer,
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        weight: float = 0.0,
+        temperature: float = 1.0,
     ) -> None:
         if coef.shape[0] != len(EMOTIONS) or intercept.shape != (len(EMOTIONS),):
             raise ModelLoadError(f"n-gram head has {coef.shape[0]} classes; need {len(EMOTIONS)}")
@@ -59,6 +64,8 @@ class NgramHead:
         self._by_feature = np.ascontiguousarray(self.coef.T)
         self.intercept = intercept.astype(np.float32)
         self.weight = float(weight)
+        # Applied to the mix: mixing two calibrated readings leaves it under-confident.
+        self.temperature = float(temperature)
 
     @classmethod
     def fit(
@@ -97,8 +104,9 @@ class NgramHead:
             coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
         return cls(vectorizer, coef, intercept)
 
-    def with_weight(self, weight: float) -> NgramHead:
-        return NgramHead(self.vectorizer, self.coef, self.intercept, weight)
+    def with_weight(self, weight: float, temperature: float = 1.0) -> NgramHead:
+        """This head with its share of the mix, and the temperature the mix is divided by."""
+        return NgramHead(self.vectorizer, self.coef, self.intercept, weight, temperature)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, 6)`` float64 probabilities of the n-gram model alone."""
@@ -108,11 +116,12 @@ class NgramHead:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def mix(self, probabilities: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """``probabilities`` (the encoder's, canonical order) mixed with this head's."""
+        """``probabilities`` (the encoder's, canonical order) mixed with this head's:
+        ``softmax(log((1 - w) p + w head) / T)``."""
         if not self.weight or not len(texts):
             return probabilities
         mixed = (1 - self.weight) * probabilities + self.weight * self.predict_proba(texts)
-        return mixed.astype(probabilities.dtype)
+        return sharpen(mixed, self.temperature).astype(probabilities.dtype)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         vocabulary = self.vectorizer.vocabulary_
@@ -125,6 +134,7 @@ class NgramHead:
             coef=self.coef.astype(np.float16),
             intercept=self.intercept,
             weight=np.float32(self.weight),
+            temperature=np.float32(self.temperature),
         )
         return path
 
@@ -139,13 +149,24 @@ class NgramHead:
                 terms, idf = arrays["terms"], arrays["idf"]
                 coef, intercept = arrays["coef"], arrays["intercept"]
                 weight = float(arrays["weight"])
+                # Heads saved before the mix had a temperature: 1.
+                temperature = float(arrays["temperature"]) if "temperature" in arrays else 1.0
         except (OSError, ValueError, KeyError) as error:
             raise ModelLoadError(f"cannot read the n-gram head {str(path)!r}: {error}") from None
         if coef.shape[1:] != terms.shape or idf.shape != terms.shape:
             raise ModelLoadError(f"n-gram head {str(path)!r}: arrays disagree in size")
         vectorizer = _vectorizer({str(t): i for i, t in enumerate(terms)})
         vectorizer.idf_ = idf
-        return cls(vectorizer, coef, intercept, weight)
+        return cls(vectorizer, coef, intercept, weight, temperature)
+
+
+def sharpen(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log(p) / T)`` row by row: sharper below 1, flatter above, argmax unchanged."""
+    if temperature == 1.0:
+        return probabilities
+    log_p = np.log(np.maximum(probabilities, 1e-12)) / temperature
+    exp = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def file_digest(directory: str | os.PathLike[str]) -> str | None:

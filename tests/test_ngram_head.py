@@ -9,7 +9,7 @@ import pytest
 from recommender.classifier import EmotionClassifier
 from recommender.emotions import EMOTIONS
 from recommender.errors import ModelLoadError
-from recommender.ngram_head import HEAD_FILE, NgramHead
+from recommender.ngram_head import HEAD_FILE, NgramHead, sharpen
 from recommender.onnx_engine import OnnxEmotionClassifier, export_onnx
 
 CUES = {
@@ -45,7 +45,22 @@ def test_mix_weights_the_two_readings(head):
     assert head.with_weight(0.0).mix(encoder, texts) is encoder
 
 
+def test_mix_temperature_sharpens_without_changing_the_reading(head):
+    encoder = np.tile(np.array([0.3, 0.2, 0.1, 0.2, 0.1, 0.1], dtype=np.float32), (2, 1))
+    texts = ["정말 화가 난다", "너무 당황했다"]
+    plain, sharp = head.mix(encoder, texts), head.with_weight(0.4, 0.5).mix(encoder, texts)
+    squared = plain.astype(np.float64) ** 2
+    np.testing.assert_allclose(sharp, squared / squared.sum(axis=1, keepdims=True), atol=1e-6)
+    np.testing.assert_allclose(sharp.sum(axis=1), 1.0, atol=1e-6)
+    assert (sharp.argmax(axis=1) == plain.argmax(axis=1)).all()
+    assert (sharp.max(axis=1) > plain.max(axis=1)).all()
+    assert sharpen(plain, 1.0) is plain
+
+
 def test_save_and_load_round_trip_without_pickle(head, tmp_path: Path):
+    (tmp_path / "tempered").mkdir()
+    head.with_weight(0.4, 0.8).save(tmp_path / "tempered")
+    assert NgramHead.load(tmp_path / "tempered").temperature == pytest.approx(0.8)
     head.save(tmp_path)
     with np.load(tmp_path / HEAD_FILE, allow_pickle=False) as arrays:
         assert {"terms", "idf", "coef", "intercept", "weight"} <= set(arrays.files)
@@ -55,6 +70,12 @@ def test_save_and_load_round_trip_without_pickle(head, tmp_path: Path):
     # Coefficients are stored as float16.
     np.testing.assert_allclose(loaded.predict_proba(texts), head.predict_proba(texts), atol=2e-3)
     assert NgramHead.load(tmp_path / "nowhere") is None
+    # A head saved before the mix had a temperature reads with temperature 1.
+    with np.load(tmp_path / HEAD_FILE) as arrays:
+        old = {k: arrays[k] for k in arrays.files if k != "temperature"}
+    (tmp_path / "old").mkdir()
+    np.savez_compressed(tmp_path / "old" / HEAD_FILE, **old)
+    assert NgramHead.load(tmp_path / "old").temperature == 1.0
 
 
 def test_classes_absent_from_training_get_no_probability():

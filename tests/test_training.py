@@ -238,6 +238,8 @@ def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert set(head["dev_score_by_weight"]) == {str(w) for w in HEAD_WEIGHTS}
     loaded = EmotionClassifier.from_pretrained(output, device="cpu")
     assert loaded.head is not None and loaded.head.weight == pytest.approx(head["weight"])
+    assert head["temperature"] > 0
+    assert loaded.head.temperature == pytest.approx(head["temperature"], abs=1e-4)
     assert loaded.predict_proba(["정말 화가 난다 짜증"]).argmax() == EMOTIONS.index("angry")
     # Without the head, training into the same directory leaves no stale head behind.
     result = CliRunner().invoke(main, [*arguments, "--no-ngram-head"])

@@ -259,8 +259,11 @@ def fit_ngram_head(
     *,
     seed: int,
 ) -> tuple[NgramHead | None, dict]:
-    """Fit the n-gram head on the training rows' soft targets and choose its mixing weight by
-    mean dev macro-F1 (ties: the smaller weight); ``None`` when no weight above 0 helps."""
+    """Fit the n-gram head on the training rows' soft targets, choose its mixing weight by
+    mean dev macro-F1 (ties: the smaller weight) and fit the mix's temperature; ``None`` when no
+    weight above 0 helps."""
+    from recommender.training.loops import fit_temperature
+
     head = NgramHead.fit(train_rows.texts, train_rows.targets, train_rows.weights, seed=seed)
     head_dev = {name: head.predict_proba(data.texts) for name, data in dev_sets.items()}
     by_weight: dict[float, dict[str, float]] = {}
@@ -272,9 +275,27 @@ def fit_ngram_head(
             for name, data in dev_sets.items()
         }
     best = max(HEAD_WEIGHTS, key=lambda w: (round(np.mean(list(by_weight[w].values())), 6), -w))
-    logger.info("n-gram head: weight %.2f, dev macro-F1 %s", best, by_weight[best])
+    # Two calibrated readings averaged are under-confident: a temperature for the mix, fitted
+    # like the encoder's on every dev row's soft target (argmax, so macro-F1, unchanged).
+    mixed = np.concatenate(
+        [(1 - best) * encoder_dev[name] + best * head_dev[name] for name in dev_sets]
+    )
+    targets = np.concatenate(
+        [
+            np.eye(len(EMOTIONS))[data.labels] if data.targets is None else data.targets
+            for data in dev_sets.values()
+        ]
+    )
+    temperature = fit_temperature(np.log(np.maximum(mixed, 1e-12)), targets)
+    logger.info(
+        "n-gram head: weight %.2f, temperature %.3f, dev macro-F1 %s",
+        best,
+        temperature,
+        by_weight[best],
+    )
     record = {
         "weight": best,
+        "temperature": round(temperature, 4),
         "features": int(head.coef.shape[1]),
         "training_rows": len(train_rows),
         "dev_macro_f1": {k: round(v, 4) for k, v in by_weight[best].items()},
@@ -282,7 +303,7 @@ def fit_ngram_head(
             str(w): round(float(np.mean(list(v.values()))), 4) for w, v in by_weight.items()
         },
     }
-    return (head.with_weight(best) if best > 0 else None), record
+    return (head.with_weight(best, temperature) if best > 0 else None), record
 
 
 def _load_initial(directory: Path):  # -> (tokenizer, ElectraForSequenceClassification)
