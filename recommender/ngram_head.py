@@ -106,7 +106,7 @@ class NgramHead:
         return cls(vectorizer, coef, intercept)
 
     def with_weight(self, weight: float, temperature: float = 1.0) -> NgramHead:
-        """This head with its share of the mix, and the temperature the mix is divided by."""
+        """This head with its share of the mix, and the mix's temperature (see :meth:`mix`)."""
         return NgramHead(self.vectorizer, self.coef, self.intercept, weight, temperature)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
