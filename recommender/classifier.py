@@ -15,7 +15,7 @@ import numpy as np
 
 from recommender.emotions import label_order
 from recommender.errors import InvalidInputError, ModelLoadError
-from recommender.ngram_head import NgramHead, combined_fingerprint, file_digest
+from recommender.ngram_head import NgramHead, combined_fingerprint
 from recommender.windowing import predict_windowed, predict_windows, window_limit
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,6 @@ class EmotionClassifier(WindowedClassifier):
         window: int | None = None,
         stride: int | None = None,
         head: NgramHead | None = None,
-        head_digest: str | None = None,
     ) -> None:
         self._init_windowing(
             tokenizer,
@@ -282,7 +281,7 @@ class EmotionClassifier(WindowedClassifier):
         self.model = model.to(device).eval()
         self.device = device
         self.fingerprint = self.source_fingerprint = combined_fingerprint(
-            _fingerprint(model, tokenizer), head_digest
+            _fingerprint(model, tokenizer), head
         )
 
     @classmethod
@@ -322,15 +321,13 @@ class EmotionClassifier(WindowedClassifier):
             hf_logging.set_verbosity(verbosity)
             if bars:
                 hf_logging.enable_progress_bar()
-        head = NgramHead.load(name) if local else None
         return cls(
             model,
             tokenizer,
             name=name,
             device=device,
             batch_size=batch_size,
-            head=head,
-            head_digest=file_digest(name) if local else None,
+            head=NgramHead.load(name) if local else None,
         )
 
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -16,15 +16,16 @@ intercepts, weight, temperature): loading it runs no pickled code.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
 from recommender.errors import ModelLoadError
+from recommender.windowing import softmax
 
 HEAD_FILE = "ngram_head.npz"
 NGRAM_RANGE = (2, 4)
@@ -56,6 +57,7 @@ class NgramHead:
         intercept: np.ndarray,
         weight: float = 0.0,
         temperature: float = 1.0,
+        digest: str | None = None,
     ) -> None:
         if coef.shape[0] != len(EMOTIONS) or intercept.shape != (len(EMOTIONS),):
             raise ModelLoadError(f"n-gram head has {coef.shape[0]} classes; need {len(EMOTIONS)}")
@@ -67,6 +69,8 @@ class NgramHead:
         self.weight = float(weight)
         # Applied to the mix: mixing two calibrated readings leaves it under-confident.
         self.temperature = float(temperature)
+        # sha256 of the file it was loaded from (part of the checkpoint's fingerprint).
+        self.digest = digest
 
     @classmethod
     def fit(
@@ -112,9 +116,7 @@ class NgramHead:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, 6)`` float64 probabilities of the n-gram model alone."""
         logits = self.vectorizer.transform(list(texts)) @ self._by_feature + self.intercept
-        logits = np.asarray(logits, dtype=np.float64)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(np.asarray(logits, dtype=np.float64))
 
     def mix(self, probabilities: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """``probabilities`` (the encoder's, canonical order) mixed with this head's:
@@ -146,7 +148,8 @@ class NgramHead:
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as arrays:
+            data = path.read_bytes()  # read once: loaded and digested from the same bytes
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 terms, idf = arrays["terms"], arrays["idf"]
                 coef, intercept = arrays["coef"], arrays["intercept"]
                 weight = float(arrays["weight"])
@@ -158,26 +161,21 @@ class NgramHead:
             raise ModelLoadError(f"n-gram head {str(path)!r}: arrays disagree in size")
         vectorizer = _vectorizer({str(t): i for i, t in enumerate(terms)})
         vectorizer.idf_ = idf
-        return cls(vectorizer, coef, intercept, weight, temperature)
+        return cls(
+            vectorizer, coef, intercept, weight, temperature, hashlib.sha256(data).hexdigest()
+        )
 
 
 def sharpen(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(p) / T)`` row by row: sharper below 1, flatter above, argmax unchanged."""
     if temperature == 1.0:
         return probabilities
-    log_p = np.log(np.maximum(probabilities, 1e-12)) / temperature
-    exp = np.exp(log_p - log_p.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
+    return softmax(np.log(np.maximum(probabilities, 1e-12)) / temperature)
 
 
-def file_digest(directory: str | os.PathLike[str]) -> str | None:
-    """sha256 of a directory's head file, or ``None`` without one (part of fingerprints)."""
-    path = Path(directory) / HEAD_FILE
-    return sha256_file(path) if path.is_file() else None
-
-
-def combined_fingerprint(fingerprint: str, head_digest: str | None) -> str:
-    """A model's fingerprint extended by its head's file digest (unchanged without a head)."""
-    if head_digest is None:
+def combined_fingerprint(fingerprint: str, head: NgramHead | None) -> str:
+    """A model's fingerprint extended by its head's file digest (unchanged without a head
+    loaded from a file)."""
+    if head is None or head.digest is None:
         return fingerprint
-    return hashlib.sha256(f"{fingerprint}:{head_digest}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{fingerprint}:{head.digest}".encode()).hexdigest()[:16]

@@ -23,7 +23,7 @@ import numpy as np
 from recommender.classifier import WindowedClassifier
 from recommender.digest import sha256_file
 from recommender.errors import ModelLoadError
-from recommender.ngram_head import HEAD_FILE, NgramHead, combined_fingerprint, file_digest
+from recommender.ngram_head import HEAD_FILE, NgramHead, combined_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class OnnxEmotionClassifier(WindowedClassifier):
             config,
             name=str(root),
             fingerprint=combined_fingerprint(
-                _fingerprint(sha256_file(root / ONNX_FILE), tokenizer), file_digest(root)
+                _fingerprint(sha256_file(root / ONNX_FILE), tokenizer), head
             ),
             source_fingerprint=metadata.get("source_fingerprint"),
             precision=str(metadata.get("precision", "fp32")),
