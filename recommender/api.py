@@ -1,4 +1,8 @@
-"""HTTP API: a thin Flask shell over one Recommender. Every error is JSON with a stable shape."""
+"""HTTP API: a thin Flask shell over one Recommender. Every error is JSON with a stable shape.
+
+Requests and responses are the models of ``recommender.schemas``; ``GET /openapi.json`` is
+generated from them, ``GET /docs`` shows it in Swagger UI and ``GET /`` is the page for people.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,31 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
+from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from recommender.errors import InvalidInputError, RecommenderError
+from recommender.openapi import OPERATIONS, openapi_document
+from recommender.schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    ClassifyResult,
+    ErrorBody,
+    ErrorDetail,
+    Genres,
+    Health,
+    Limits,
+    Ready,
+    RecommendRequest,
+    emotions,
+    parse,
+    to_json,
+)
 from recommender.service import Recommender
 
 log = logging.getLogger(__name__)
@@ -30,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
 }
 INT_SETTINGS = {"MAX_CONTENT_LENGTH", "MAX_TEXT_LENGTH", "MAX_TEXTS", "MAX_K", "DEFAULT_K"}
 EXTENSION = "recommender"
+OPENAPI = "recommender.openapi"
+# swagger-ui-py ships Swagger UI 5's files; found without importing the package's Python code.
+SWAGGER_UI = Path(next(iter(find_spec("swagger_ui").submodule_search_locations or ()))) / "static"  # type: ignore[union-attr]
+M = TypeVar("M", bound=BaseModel)
 
 bp = Blueprint("recommender", __name__)
 
@@ -105,6 +132,7 @@ def create_app(
         )
 
     app.extensions[EXTENSION] = ServiceSlot(None if service else load, service)
+    app.extensions[OPENAPI] = openapi_document(limits(app.config))
     app.register_blueprint(bp)
     app.register_error_handler(RecommenderError, _recommender_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -112,20 +140,38 @@ def create_app(
     return app
 
 
-def error_body(status: int, code: str, message: str) -> tuple[Any, int]:
-    return jsonify({"error": {"code": code, "message": message}}), status
+def limits(config: Mapping[str, Any]) -> Limits:
+    """The request limits an app's configuration sets."""
+    return Limits(
+        max_text_length=config["MAX_TEXT_LENGTH"],
+        max_texts=config["MAX_TEXTS"],
+        max_k=config["MAX_K"],
+        default_k=config["DEFAULT_K"],
+    )
 
 
-def _recommender_error(error: RecommenderError) -> tuple[Any, int]:
+def respond(body: BaseModel, status: int = 200) -> Response:
+    """A declared response model as JSON, Korean as UTF-8."""
+    return current_app.response_class(to_json(body), status=status, mimetype="application/json")
+
+
+def error_body(status: int, code: str, message: str) -> tuple[Response, int]:
+    # Messages may quote request text: lone surrogates are escaped, so the body stays UTF-8.
+    printable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return respond(ErrorBody(error=ErrorDetail(code=code, message=printable)), status), status
+
+
+def _recommender_error(error: RecommenderError) -> tuple[Response, int]:
     return error_body(error.status, error.code, str(error))
 
 
-def _http_error(error: HTTPException) -> tuple[Any, int]:
+def _http_error(error: HTTPException) -> tuple[Response, int]:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
+    endpoints = ", ".join(f"{op.method.upper()} {op.path}" for op in OPERATIONS)
     messages = {
-        404: f"no endpoint at {request.path}; endpoints: POST /recommend, POST /classify, "
-        f"GET /health, GET /ready",
+        404: f"no endpoint at {request.path}; endpoints: {endpoints}, GET /openapi.json, "
+        "GET /docs, GET /",
         405: f"{request.method} is not allowed on {request.path}",
         413: f"request body over the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes",
     }
@@ -137,7 +183,7 @@ def _http_error(error: HTTPException) -> tuple[Any, int]:
     return response, status
 
 
-def _unexpected_error(error: Exception) -> tuple[Any, int]:
+def _unexpected_error(error: Exception) -> tuple[Response, int]:
     log.exception("unexpected error")
     return error_body(500, "internal_error", "internal error; see the server log")
 
@@ -150,7 +196,8 @@ def _service() -> Recommender:
     return slot.service
 
 
-def _json_body() -> dict[str, Any]:
+def _request(model: type[M]) -> M:
+    """The JSON body, validated into ``model`` with the app's limits."""
     if not request.is_json:
         raise ApiError(
             415,
@@ -159,120 +206,75 @@ def _json_body() -> dict[str, Any]:
         )
     try:
         body = request.get_json()
-    except BadRequest:  # only a body that does not parse; null parses and is refused below
+    except BadRequest:  # only a body that does not parse; null parses and is refused by the model
         raise InvalidInputError("request body is not valid JSON") from None
     except RecursionError:  # the json module's limit on nesting, not a server fault
         raise InvalidInputError("request body is JSON nested too deeply") from None
-    if not isinstance(body, dict):
-        raise InvalidInputError(f"request body must be a JSON object; got {_json_type(body)}")
-    return body
-
-
-def _text(value: Any, field: str) -> str:
-    limit = current_app.config["MAX_TEXT_LENGTH"]
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{field!r} must be a string; got {_json_type(value)}")
-    if not value.strip():
-        raise InvalidInputError(f"{field!r} is empty; write a few words about your day")
-    if len(value) > limit:
-        raise InvalidInputError(f"{field!r} is {len(value)} characters; the limit is {limit}")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
-
-
-def _integer(
-    body: dict[str, Any], field: str, default: int, low: int, high: int, *, nullable: bool = False
-) -> Any:
-    value = body.get(field, default)
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        allowed = f"an integer from {low} to {high}" + (" or null" if nullable else "")
-        raise InvalidInputError(f"{field!r} must be {allowed}; got {_shown(value)}")
-    return value
-
-
-def _shown(value: Any) -> str:
-    """A request value as JSON, the way the client wrote it."""
-    return json.dumps(value, ensure_ascii=False)[:80]
-
-
-def _number(body: dict[str, Any], field: str, default: float) -> float:
-    value = body.get(field, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidInputError(f"{field!r} must be a number from 0 to 1; got {_shown(value)}")
-    return float(value)
+    return parse(model, body, limits(current_app.config))
 
 
 @bp.post("/recommend")
-def recommend() -> Any:
-    body = _json_body()
-    config = current_app.config
-    if "text" not in body:
-        raise InvalidInputError("missing field 'text'")
-    text = _text(body["text"], "text")
-    k = _integer(body, "k", config["DEFAULT_K"], 1, config["MAX_K"])
-    per_artist = _integer(body, "per_artist", 2, 1, config["MAX_K"], nullable=True)
-    filters = body.get("filters")
-    if filters is None:
-        filters = {}
-    if not isinstance(filters, dict):
-        raise InvalidInputError(f"'filters' must be an object; got {_json_type(filters)}")
-    target = body.get("target")
-    if target is not None and not isinstance(target, str):
-        raise InvalidInputError(f"'target' must be an emotion name; got {_json_type(target)}")
-    result = _service().recommend(
-        text,
-        k,
-        target=target,
-        shift_strength=_number(body, "shift_strength", 0.5),
-        filters=filters,
-        per_artist=per_artist,
-        diversity=_number(body, "diversity", 0.0),
-    )
-    return jsonify(result.to_dict())
+def recommend() -> Response:
+    query = _request(RecommendRequest)
+    return respond(_service().answer(query).to_body())
 
 
 @bp.post("/classify")
-def classify() -> Any:
-    body = _json_body()
-    if "texts" not in body:
-        raise InvalidInputError("missing field 'texts' (a list of strings)")
-    texts = body["texts"]
-    limit = current_app.config["MAX_TEXTS"]
-    if not isinstance(texts, list):
-        raise InvalidInputError(f"'texts' must be an array of strings; got {_json_type(texts)}")
-    if not texts:
-        raise InvalidInputError("'texts' is empty; send at least one text")
-    if len(texts) > limit:
-        raise InvalidInputError(f"too many texts: {len(texts)}; the limit is {limit}")
-    texts = [_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
-    results = [{"emotions": e} for e in _service().classify(texts)]
-    return jsonify({"results": results})
+def classify() -> Response:
+    query = _request(ClassifyRequest)
+    readings = _service().classify(query.texts)
+    return respond(
+        ClassifyResponse(results=[ClassifyResult(emotions=emotions(e)) for e in readings])
+    )
+
+
+@bp.get("/genres")
+def genres() -> Response:
+    return respond(Genres(genres=_service().genres()))
 
 
 @bp.get("/health")
-def health() -> Any:
-    return jsonify({"status": "ok"})
+def health() -> Response:
+    return respond(Health(status="ok"))
 
 
 @bp.get("/ready")
-def ready() -> Any:
+def ready() -> Response | tuple[Response, int]:
     slot: ServiceSlot = current_app.extensions[EXTENSION]
     if slot.service is None:
         message = slot.error or "the model and index are still loading"
         return error_body(503, "not_ready", message)
     service = slot.service
-    return jsonify(
-        {
-            "status": "ready",
-            "model": service.classifier.name,
-            "model_fingerprint": service.classifier.fingerprint,
-            "checkpoint_fingerprint": service.classifier.source_fingerprint,
-            "tracks": len(service.index),
-        }
+    return respond(
+        Ready(
+            status="ready",
+            model=service.classifier.name,
+            model_fingerprint=service.classifier.fingerprint,
+            checkpoint_fingerprint=service.classifier.source_fingerprint,
+            tracks=len(service.index),
+        )
     )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    document = current_app.extensions[OPENAPI]
+    return current_app.response_class(
+        json.dumps(document, ensure_ascii=False), mimetype="application/json"
+    )
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    return current_app.send_static_file("docs.html")
+
+
+@bp.get("/docs/swagger-ui/<path:name>")
+def swagger_ui(name: str) -> Response:
+    """Swagger UI's own files, from the installed swagger-ui-py package (no CDN)."""
+    return send_from_directory(SWAGGER_UI, name, max_age=3600)
+
+
+@bp.get("/")
+def page() -> Response:
+    return current_app.send_static_file("index.html")

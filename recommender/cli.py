@@ -91,12 +91,14 @@ def classify(
     """Print the emotion vector of each TEXT."""
     from recommender.classifier import load_classifier
     from recommender.emotions import as_mapping
+    from recommender.schemas import TextReading, to_json
+    from recommender.schemas import emotions as to_emotions
 
     classifier = load_classifier(model, engine=engine, device=device)
     for text, row in zip(texts, classifier.predict_proba(list(texts)), strict=True):
         emotions = as_mapping(row)
         if as_json:
-            click.echo(json.dumps({"text": text, "emotions": emotions}, ensure_ascii=False))
+            click.echo(to_json(TextReading(text=text, emotions=to_emotions(emotions))))
         else:
             top = max(emotions, key=emotions.__getitem__)
             click.echo(f"{top:<12} {_bar(emotions)}  {text}")
@@ -181,13 +183,14 @@ def recommend(
     as_json: bool,
 ) -> None:
     """Recommend K tracks for TEXT."""
+    from recommender.schemas import to_json
     from recommender.service import Recommender
 
     service = Recommender.load(model, index, device=device, engine=engine)
     filters = {"genre": genre} if genre else None
     result = service.recommend(text, k, target=target, filters=filters)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        click.echo(to_json(result.to_body()))
         return
     click.echo(f"You: {_bar(result.emotions)}")
     for rank, track in enumerate(result.tracks, 1):

@@ -2,53 +2,23 @@
 
 from __future__ import annotations
 
-import datetime
 import math
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from recommender.emotions import EMOTIONS, as_mapping, parse_emotion
+from recommender.emotions import EMOTIONS, KOREAN_NAMES, as_mapping
 from recommender.errors import InvalidInputError
+from recommender.schemas import RankingOptions, Track, emotions
 from recommender.track_index import TrackIndex
+
+__all__ = ["RankedTrack", "RankingOptions", "explain", "rank", "shift_query"]
 
 RANGE_FILTERS = {"year_min": ("year", np.greater_equal), "year_max": ("year", np.less_equal)}
 SPECIAL_FILTERS = {"exclude_track_ids"}
 HIDDEN_COLUMNS = {"lyrics_sha256"}
-
-
-@dataclass(frozen=True)
-class RankingOptions:
-    """How candidates become the final list. ``diversity`` 0 ranks by similarity alone."""
-
-    k: int = 10
-    per_artist: int | None = 2
-    diversity: float = 0.0
-    filters: Mapping[str, Any] = field(default_factory=dict)
-    overfetch: int = 5
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-            raise InvalidInputError(f"k must be a positive integer; got {self.k!r}")
-        if self.per_artist is not None and (
-            not isinstance(self.per_artist, int)
-            or isinstance(self.per_artist, bool)
-            or self.per_artist < 1
-        ):
-            raise InvalidInputError(
-                f"per_artist must be a positive integer; got {self.per_artist!r}"
-            )
-        if (
-            isinstance(self.diversity, bool)
-            or not isinstance(self.diversity, (int, float))
-            or not (0.0 <= self.diversity <= 1.0)
-        ):
-            raise InvalidInputError(f"diversity must be a number in [0, 1]; got {self.diversity!r}")
-        if not isinstance(self.filters, Mapping):
-            raise InvalidInputError("filters must be an object mapping field names to values")
 
 
 @dataclass(frozen=True)
@@ -63,43 +33,38 @@ class RankedTrack:
     explanation: str
     metadata: dict[str, Any]
 
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "track_id": self.track_id,
-            "title": self.title,
-            "artist": self.artist,
-            "score": round(self.score, 4),
-            "emotions": self.emotions,
-            "explanation": self.explanation,
-        }
+    def to_body(self) -> Track:
         # Catalogue columns ride along, but never replace a contract field of the same name.
-        body.update(
-            {k: _plain(v) for k, v in self.metadata.items() if v is not None and k not in body}
+        extra = {
+            k: v for k, v in self.metadata.items() if v is not None and k not in Track.model_fields
+        }
+        return Track(
+            track_id=self.track_id,
+            title=self.title,
+            artist=self.artist,
+            score=round(self.score, 4),
+            emotions=emotions(self.emotions),
+            explanation=self.explanation,
+            **extra,
         )
-        return body
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_body().model_dump(mode="json")
 
 
-def _plain(value: Any) -> Any:
-    """A metadata value as JSON can hold it: dates and times (Parquet columns) as ISO 8601."""
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    return value
+def _filter_mask(index: TrackIndex, filters: dict[str, Any]) -> np.ndarray:
+    """Rows of the index allowed by the filters (equality, lists of values, year range).
 
-
-def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
-    """Rows of the index allowed by the filters (equality, lists of values, year range)."""
+    The values were checked by ``Filters``; the names of catalogue columns are checked here.
+    """
     columns = set(index.tracks.column_names) - HIDDEN_COLUMNS
     mask = np.ones(len(index), dtype=bool)
     for name, wanted in filters.items():
         if name in SPECIAL_FILTERS:
-            if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
-                raise InvalidInputError(f"filter {name!r} must be a list of track ids")
             mask[index.rows_of(wanted)] = False
             continue
         if name in RANGE_FILTERS:
             column, compare = RANGE_FILTERS[name]
-            if isinstance(wanted, bool) or not isinstance(wanted, (int, float)):
-                raise InvalidInputError(f"filter {name!r} must be a number; got {wanted!r}")
             if column not in columns:
                 raise InvalidInputError(
                     f"filter {name!r} needs a {column!r} column in the catalogue"
@@ -114,10 +79,6 @@ def _filter_mask(index: TrackIndex, filters: Mapping[str, Any]) -> np.ndarray:
             valid = sorted(columns | set(RANGE_FILTERS) | SPECIAL_FILTERS)
             raise InvalidInputError(f"unknown filter {name!r}; valid filters: {', '.join(valid)}")
         options = wanted if isinstance(wanted, list) else [wanted]
-        if not options or not all(isinstance(v, (str, int, float)) for v in options):
-            raise InvalidInputError(
-                f"filter {name!r} must be a value or a non-empty list of values"
-            )
         allowed = {_filter_key(v) for v in options}
         values = index.tracks.column(name).to_pylist()
         mask &= np.array([v is not None and _filter_key(v) in allowed for v in values])
@@ -141,15 +102,15 @@ def _filter_key(value: Any) -> str:
 
 def _dominant(vector: np.ndarray) -> str:
     i = int(np.argmax(vector))
-    return f"{EMOTIONS[i]} ({vector[i]:.0%})"
+    return f"{KOREAN_NAMES[EMOTIONS[i]]} {vector[i]:.0%}"
 
 
 def explain(mood: np.ndarray, track: np.ndarray, score: float, target: str | None) -> str:
-    """A one-line reason a person can read."""
-    wanted = f"your mood shifted towards {target}" if target else "your mood"
+    """A one-line reason a person can read, in Korean like the texts it answers."""
+    wanted = f"{KOREAN_NAMES[target]} 쪽으로 옮긴 기분" if target else "지금 기분"
     return (
-        f"Matches {wanted}: you read as {_dominant(mood)}, this song as {_dominant(track)}; "
-        f"similarity {score:.2f}"
+        f"{wanted}에 어울려요: 글은 {_dominant(mood)}, 이 노래는 {_dominant(track)} "
+        f"(일치도 {score:.2f})"
     )
 
 
@@ -171,7 +132,8 @@ def rank(
     ``mood`` is the text's own vector when ``query`` was shifted towards ``target``.
     """
     mood = query if mood is None else mood
-    allowed = _filter_mask(index, options.filters) if options.filters else None
+    filters = options.filters.active()
+    allowed = _filter_mask(index, filters) if filters else None
     pool = int(allowed.sum()) if allowed is not None else len(index)
     fetch = min(max(options.k * options.overfetch, 50), len(index))
     exact = False
@@ -250,13 +212,7 @@ def _select(
 
 
 def shift_query(query: np.ndarray, target: str, strength: float) -> np.ndarray:
-    """Move a distribution ``strength`` of the way towards one emotion (0 keeps it as it is)."""
-    if (
-        isinstance(strength, bool)
-        or not isinstance(strength, (int, float))
-        or not (0.0 <= strength <= 1.0)
-    ):
-        raise InvalidInputError(f"shift_strength must be a number in [0, 1]; got {strength!r}")
+    """Move a distribution ``strength`` (0 to 1) of the way towards one canonical emotion."""
     corner = np.zeros(len(EMOTIONS), dtype=np.float32)
-    corner[EMOTIONS.index(parse_emotion(target))] = 1.0
+    corner[EMOTIONS.index(target)] = 1.0
     return ((1.0 - strength) * query + strength * corner).astype(np.float32)

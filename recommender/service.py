@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from recommender.classifier import EmotionModel, Engine, check_text
-from recommender.emotions import as_mapping, parse_emotion
-from recommender.ranking import RankedTrack, RankingOptions, rank, shift_query
+from recommender.classifier import EmotionModel, Engine
+from recommender.emotions import as_mapping
+from recommender.ranking import RankedTrack, rank, shift_query
+from recommender.schemas import RecommendRequest, RecommendResponse, emotions, parse
 from recommender.track_index import TrackIndex
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,16 @@ class Recommendation:
     tracks: list[RankedTrack]
     target: str | None = None
 
+    def to_body(self) -> RecommendResponse:
+        return RecommendResponse(
+            emotions=emotions(self.emotions),
+            tracks=[track.to_body() for track in self.tracks],
+            target=self.target,  # type: ignore[arg-type]
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "emotions": self.emotions,
-            "tracks": [track.to_dict() for track in self.tracks],
-        }
-        if self.target is not None:
-            body["target"] = self.target
-        return body
+        """The ``POST /recommend`` body."""
+        return self.to_body().model_dump(mode="json", exclude_none=True)
 
 
 class Recommender:
@@ -88,21 +91,37 @@ class Recommender:
         per_artist: int | None = 2,
         diversity: float = 0.0,
     ) -> Recommendation:
-        """Tracks whose lyrics match the text's emotion (or one shifted towards ``target``)."""
-        if filters is None:
-            filters = {}
-        options = RankingOptions(
-            k=k,
-            per_artist=per_artist,
-            diversity=diversity,
-            # A copy of a mapping; anything else is refused by RankingOptions with a clear error.
-            filters=dict(filters) if isinstance(filters, Mapping) else filters,
-        )
-        check_text(text)
-        vector = self.classifier.predict_proba([text])[0]
+        """Tracks whose lyrics match the text's emotion (or one shifted towards ``target``).
+
+        The arguments are checked as a ``POST /recommend`` body would be (InvalidInputError).
+        """
+        request = {
+            "text": text,
+            "k": k,
+            "target": target,
+            "shift_strength": shift_strength,
+            "filters": dict(filters) if isinstance(filters, Mapping) else filters,
+            "per_artist": per_artist,
+            "diversity": diversity,
+        }
+        return self.answer(parse(RecommendRequest, request))
+
+    def answer(self, request: RecommendRequest) -> Recommendation:
+        """The recommendation for a validated request."""
+        vector = self.classifier.predict_proba([request.text])[0]
         query: np.ndarray = vector
-        if target is not None:
-            target = parse_emotion(target)
-            query = shift_query(vector, target, shift_strength)
-        tracks = rank(query, self.index, options, target=target, mood=vector)
-        return Recommendation(emotions=as_mapping(vector), tracks=tracks, target=target)
+        if request.target is not None:
+            query = shift_query(vector, request.target, request.shift_strength)
+        options = request.ranking_options()
+        tracks = rank(query, self.index, options, target=request.target, mood=vector)
+        return Recommendation(emotions=as_mapping(vector), tracks=tracks, target=request.target)
+
+    def genres(self) -> list[str]:
+        """The catalogue's genres, each once (first spelling kept), sorted."""
+        if "genre" not in self.index.tracks.column_names:
+            return []
+        seen: dict[str, str] = {}
+        for value in self.index.tracks.column("genre").to_pylist():
+            if value is not None and str(value).strip():
+                seen.setdefault(str(value).strip().casefold(), str(value).strip())
+        return sorted(seen.values())

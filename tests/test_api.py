@@ -153,11 +153,11 @@ LONG_TEXT = "가" * 51  # SMALL_LIMITS allows 50 characters
         ({"k": 3}, "missing field 'text'"),
         ({"text": ""}, "'text' is empty"),
         ({"text": "   \n\t"}, "'text' is empty"),
-        ({"text": 42}, "'text' must be a string; got number"),
+        ({"text": 42}, "'text' must be a string; got 42"),
         ({"text": None}, "'text' must be a string; got null"),
-        ({"text": ["행복"]}, "'text' must be a string; got array"),
-        ({"text": {"a": 1}}, "'text' must be a string; got object"),
-        ({"text": True}, "'text' must be a string; got boolean"),
+        ({"text": ["행복"]}, "'text' must be a string; got [\"행복\"]"),
+        ({"text": {"a": 1}}, "'text' must be a string; got {\"a\": 1}"),
+        ({"text": True}, "'text' must be a string; got true"),
         ({"text": LONG_TEXT}, "'text' is 51 characters; the limit is 50"),
         ({"text": HAPPY_TEXT, "k": 0}, "'k' must be an integer from 1 to 100; got 0"),
         ({"text": HAPPY_TEXT, "k": 101}, "'k' must be an integer from 1 to 100; got 101"),
@@ -168,7 +168,10 @@ LONG_TEXT = "가" * 51  # SMALL_LIMITS allows 50 characters
         ({"text": HAPPY_TEXT, "k": True}, "'k' must be an integer from 1 to 100; got true"),
         ({"text": HAPPY_TEXT, "k": None}, "'k' must be an integer from 1 to 100; got null"),
         ({"text": HAPPY_TEXT, "k": [5]}, "'k' must be an integer from 1 to 100"),
-        ({"text": HAPPY_TEXT, "per_artist": 0}, "'per_artist' must be an integer from 1 to 100"),
+        (
+            {"text": HAPPY_TEXT, "per_artist": 0},
+            "'per_artist' must be an integer from 1 to 100 or null; got 0",
+        ),
         ({"text": HAPPY_TEXT, "per_artist": "2"}, "'per_artist' must be an integer from 1"),
         ({"text": HAPPY_TEXT, "per_artist": 1.5}, "'per_artist' must be an integer from 1"),
         ({"text": HAPPY_TEXT, "diversity": 1.5}, "'diversity' must be a number from 0 to 1"),
@@ -179,30 +182,55 @@ LONG_TEXT = "가" * 51  # SMALL_LIMITS allows 50 characters
         ({"text": HAPPY_TEXT, "shift_strength": 2}, "'shift_strength' must be a number from 0"),
         ({"text": HAPPY_TEXT, "shift_strength": "x"}, "'shift_strength' must be a number"),
         ({"text": HAPPY_TEXT, "shift_strength": True}, "'shift_strength' must be a number"),
-        ({"text": HAPPY_TEXT, "target": 3}, "'target' must be an emotion name; got number"),
-        ({"text": HAPPY_TEXT, "target": ["sad"]}, "'target' must be an emotion name; got array"),
+        ({"text": HAPPY_TEXT, "target": 3}, "'target' must be an emotion (angry, anxious, "),
+        ({"text": HAPPY_TEXT, "target": ["sad"]}, 'or its Korean name or null; got ["sad"]'),
         (
             {"text": HAPPY_TEXT, "target": "calm"},
-            "unknown emotion 'calm'; expected one of angry, anxious, embarrassed, happy, "
-            "heartache, sad",
+            "'target' must be an emotion (angry, anxious, embarrassed, happy, heartache, sad) "
+            'or its Korean name or null; got "calm"',
         ),
-        ({"text": HAPPY_TEXT, "filters": "genre"}, "'filters' must be an object; got string"),
-        ({"text": HAPPY_TEXT, "filters": ["genre"]}, "'filters' must be an object; got array"),
-        ({"text": HAPPY_TEXT, "filters": []}, "'filters' must be an object; got array"),
-        ({"text": HAPPY_TEXT, "filters": ""}, "'filters' must be an object; got string"),
-        ({"text": HAPPY_TEXT, "filters": False}, "'filters' must be an object; got boolean"),
-        ({"text": HAPPY_TEXT, "filters": 0}, "'filters' must be an object; got number"),
+        (
+            {"text": HAPPY_TEXT, "filters": "genre"},
+            "'filters' must be a JSON object or null; got \"",
+        ),
+        (
+            {"text": HAPPY_TEXT, "filters": ["genre"]},
+            "'filters' must be a JSON object or null; got [",
+        ),
+        ({"text": HAPPY_TEXT, "filters": []}, "'filters' must be a JSON object or null; got []"),
+        ({"text": HAPPY_TEXT, "filters": ""}, "'filters' must be a JSON object or null; got \"\""),
+        (
+            {"text": HAPPY_TEXT, "filters": False},
+            "'filters' must be a JSON object or null; got false",
+        ),
+        ({"text": HAPPY_TEXT, "filters": 0}, "'filters' must be a JSON object or null; got 0"),
         (
             {"text": HAPPY_TEXT, "filters": {"mood": "happy"}},
             "unknown filter 'mood'; valid filters: artist, exclude_track_ids, genre, language, "
             "title, track_id, year, year_max, year_min",
         ),
-        ({"text": HAPPY_TEXT, "filters": {"genre": []}}, "filter 'genre' must be a value"),
-        ({"text": HAPPY_TEXT, "filters": {"genre": {"a": 1}}}, "filter 'genre' must be a value"),
-        ({"text": HAPPY_TEXT, "filters": {"year_min": "1990"}}, "'year_min' must be a number"),
+        (
+            {"text": HAPPY_TEXT, "filters": {"genre": []}},
+            "'filters.genre' must be a string, a number, a non-empty array, each item a string or "
+            "a number or null; got []",
+        ),
+        ({"text": HAPPY_TEXT, "filters": {"genre": {"a": 1}}}, "'filters.genre' must be a string"),
+        (
+            {"text": HAPPY_TEXT, "filters": {"year_min": "1990"}},
+            "'filters.year_min' must be a number from 0 to 9999 or null; got \"1990\"",
+        ),
+        (
+            {"text": HAPPY_TEXT, "filters": {"year_max": 10**309}},
+            "'filters.year_max' must be a number from 0 to 9999 or null; got 1000000000",
+        ),
+        (
+            {"text": HAPPY_TEXT, "filters": {"language": None}},
+            "'filters.language' must be a string, a number or a non-empty array",
+        ),
         (
             {"text": HAPPY_TEXT, "filters": {"exclude_track_ids": "happy-0"}},
-            "filter 'exclude_track_ids' must be a list of track ids",
+            "'filters.exclude_track_ids' must be an array, each item a string or null; "
+            'got "happy-0"',
         ),
     ],
 )
@@ -215,12 +243,12 @@ def test_recommend_bad_input(client: FlaskClient, body, fragment):
     [
         ({}, "missing field 'texts'"),
         ({"text": HAPPY_TEXT}, "missing field 'texts'"),
-        ({"texts": HAPPY_TEXT}, "'texts' must be an array of strings; got string"),
-        ({"texts": {"a": "b"}}, "'texts' must be an array of strings; got object"),
-        ({"texts": None}, "'texts' must be an array of strings; got null"),
-        ({"texts": []}, "'texts' is empty; send at least one text"),
-        ({"texts": ["a", "b", "c", "d"]}, "too many texts: 4; the limit is 3"),
-        ({"texts": [HAPPY_TEXT, 3]}, "'texts[1]' must be a string; got number"),
+        ({"texts": HAPPY_TEXT}, "'texts' must be an array of 1 to 3 items, each a string; got \""),
+        ({"texts": {"a": "b"}}, "'texts' must be an array of 1 to 3 items, each a string; got {"),
+        ({"texts": None}, "'texts' must be an array of 1 to 3 items, each a string; got null"),
+        ({"texts": []}, "'texts' must be an array of 1 to 3 items, each a string; got []"),
+        ({"texts": ["a", "b", "c", "d"]}, "'texts' has 4 items; the limit is 3"),
+        ({"texts": [HAPPY_TEXT, 3]}, "'texts[1]' must be a string; got 3"),
         ({"texts": [HAPPY_TEXT, None]}, "'texts[1]' must be a string; got null"),
         ({"texts": [""]}, "'texts[0]' is empty"),
         ({"texts": [HAPPY_TEXT, "  "]}, "'texts[1]' is empty"),
@@ -239,9 +267,9 @@ def test_classify_bad_input(client: FlaskClient, body, fragment):
         ("", "request body is not valid JSON"),
         ("{'text': 'single quotes'}", "request body is not valid JSON"),
         (b"\xff\xfe{}", "request body is not valid JSON"),
-        ('["행복"]', "request body must be a JSON object; got array"),
-        ('"행복"', "request body must be a JSON object; got string"),
-        ("5", "request body must be a JSON object; got number"),
+        ('["행복"]', 'request body must be a JSON object; got ["행복"]'),
+        ('"행복"', 'request body must be a JSON object; got "행복"'),
+        ("5", "request body must be a JSON object; got 5"),
         ("null", "request body must be a JSON object; got null"),
     ],
 )
@@ -316,7 +344,7 @@ def test_unexpected_exception_is_a_json_500(app: Flask, service: Recommender, mo
     def broken(*args, **kwargs):
         raise RuntimeError("a bug, with a secret detail")
 
-    monkeypatch.setattr(service, "recommend", broken)
+    monkeypatch.setattr(service, "answer", broken)
     monkeypatch.setattr(service, "classify", broken)
     client = app.test_client()
     for path, body in [("/recommend", {"text": HAPPY_TEXT}), ("/classify", {"texts": ["a"]})]:

@@ -244,7 +244,7 @@ def test_empty_text(tiny_model_dir: Path, tiny_index: Path, text: str):
     result = run("classify", text, "--model", str(tiny_model_dir))
     assert_one_line_error(result, "empty or whitespace only")
     result = run("recommend", text, "--index", str(tiny_index), "--model", str(tiny_model_dir))
-    assert_one_line_error(result, "empty or whitespace only")
+    assert_one_line_error(result, "'text' is empty; write a few words about your day")
 
 
 def test_undecodable_argument(tiny_model_dir: Path):

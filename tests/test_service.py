@@ -60,7 +60,7 @@ def test_target_shifts_results_towards_the_target(service: Recommender):
     # The text's own emotions are reported, not the shifted query.
     assert fully.emotions == plain.emotions
     assert fully.target == "sad" and fully.to_dict()["target"] == "sad"
-    assert "shifted towards sad" in fully.tracks[0].explanation
+    assert fully.tracks[0].explanation.startswith("슬픔 쪽으로 옮긴 기분")
 
 
 def test_korean_target_names_are_accepted(service: Recommender):
@@ -78,12 +78,13 @@ def test_zero_shift_keeps_the_ranking(service: Recommender):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (None, "text is NoneType, not a string"),
-        (42, "text is int, not a string"),
-        (["행복"], "text is list, not a string"),
-        (b"bytes", "text is bytes, not a string"),
-        ("", "empty or whitespace only"),
-        ("  \n\t ", "empty or whitespace only"),
+        (None, "'text' must be a string; got null"),
+        (42, "'text' must be a string; got 42"),
+        (["행복"], r"'text' must be a string; got \[\"행복\"\]"),
+        (b"bytes", "'text' must be a string; got b'bytes'"),
+        ("", "'text' is empty; write a few words about your day"),
+        ("  \n\t ", "'text' is empty; write a few words about your day"),
+        ("가" * 5001, "'text' is 5001 characters; the limit is 5000"),
     ],
 )
 def test_bad_text(service: Recommender, text, message):
@@ -94,7 +95,8 @@ def test_bad_text(service: Recommender, text, message):
 @pytest.mark.parametrize("target", ["calm", "", "HAPPYY", 3])
 def test_bad_target_lists_the_valid_names(service: Recommender, target):
     message = (
-        "unknown emotion .*; expected one of angry, anxious, embarrassed, happy, heartache, sad"
+        r"'target' must be an emotion \(angry, anxious, embarrassed, happy, heartache, sad\) "
+        "or its Korean name or null; got "
     )
     with pytest.raises(InvalidInputError, match=message):
         service.recommend(HAPPY_TEXT, target=target)
@@ -103,13 +105,14 @@ def test_bad_target_lists_the_valid_names(service: Recommender, target):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"k": 0}, "k must be a positive integer"),
-        ({"per_artist": 0}, "per_artist must be a positive integer"),
-        ({"diversity": 2}, "diversity must be a number"),
-        ({"target": "sad", "shift_strength": 1.5}, "shift_strength must be a number"),
+        ({"k": 0}, "'k' must be an integer from 1 to 100; got 0"),
+        ({"k": 101}, "'k' must be an integer from 1 to 100; got 101"),
+        ({"per_artist": 0}, "'per_artist' must be an integer from 1 to 100 or null; got 0"),
+        ({"diversity": 2}, "'diversity' must be a number from 0 to 1; got 2"),
+        ({"target": "sad", "shift_strength": 1.5}, "'shift_strength' must be a number from 0"),
         ({"filters": {"mood": "x"}}, "unknown filter 'mood'; valid filters: artist, "),
-        ({"filters": ["genre"]}, "filters must be an object"),
-        ({"filters": "genre"}, "filters must be an object"),
+        ({"filters": ["genre"]}, "'filters' must be a JSON object or null"),
+        ({"filters": "genre"}, "'filters' must be a JSON object or null"),
     ],
 )
 def test_bad_options(service: Recommender, kwargs, message):
