@@ -478,3 +478,30 @@ def test_bad_integer_setting_in_the_environment_is_named(service: Recommender, m
     message = f"RECOMMENDER_MAX_K must be a whole number; got '{value}'"
     with pytest.raises(InvalidInputError, match=message):
         create_app(service=service)
+
+
+# --- declared responses ---------------------------------------------------------------------
+
+
+def test_genres_lists_each_catalogue_genre_once(client: FlaskClient):
+    response = client.get("/genres")
+    assert response.status_code == 200
+    assert response.get_json() == {"genres": sorted({"발라드", "록", "인디"})}
+
+
+def test_korean_goes_out_as_utf8_in_bodies_and_errors(client: FlaskClient):
+    for response in [
+        client.post("/recommend", json={"text": HAPPY_TEXT, "k": 2}),
+        client.post("/recommend", json={"text": HAPPY_TEXT, "target": "기쁨이"}),
+    ]:
+        raw = response.get_data()
+        assert "\\u" not in raw.decode("utf-8")
+        assert "기쁨이".encode() in raw or "기분".encode() in raw
+
+
+def test_a_lone_surrogate_echoed_in_an_error_is_escaped(client: FlaskClient):
+    data = '{"text": "행복", "target": "\\udc80슬픔"}'
+    response = client.post("/recommend", data=data, content_type="application/json")
+    body = assert_error(response, 400, "invalid_input", "'target' must be an emotion")
+    assert body["error"]["message"].endswith('got "\\udc80슬픔"')
+    response.get_data().decode("utf-8")  # strict UTF-8 throughout
