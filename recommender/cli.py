@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from recommender.emotions import EMOTIONS
-from recommender.errors import RecommenderError
+from recommender.errors import InvalidInputError, RecommenderError
+from recommender.indexing import PART_SIZE
 
 if TYPE_CHECKING:
     from recommender.classifier import Engine
@@ -105,7 +106,7 @@ def classify(
 
 
 @main.command()
-@click.argument("catalogue", type=click.Path(dir_okay=False))
+@click.argument("catalogue")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Index dir.")
 @MODEL
 @ENGINE
@@ -118,6 +119,38 @@ def classify(
     help="Search structure: auto is exact (flat) below 20,000 tracks and IVF above.",
 )
 @DEVICE
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Discard the vectors an interrupted run kept in OUTPUT.work/ instead of resuming.",
+)
+@click.option(
+    "--part-size",
+    default=PART_SIZE,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Lyrics per part: the unit of work kept for resuming.",
+)
+@click.option("--ray", "on_ray", is_flag=True, help="Classify on Ray Data (recommender[ray]).")
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="Ray cluster to attach to (default: a local instance for this command).",
+)
+@click.option(
+    "--actors",
+    default=None,
+    type=click.IntRange(1),
+    help="Classifier actors on Ray (default: one per CPU, or per GPU share).",
+)
+@click.option(
+    "--gpus-per-actor",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="GPUs each Ray actor holds; above 0 the actors classify on CUDA.",
+)
 @AS_JSON
 def index(
     catalogue: str,
@@ -127,28 +160,47 @@ def index(
     batch_size: int,
     index_type: str,
     device: str | None,
+    fresh: bool,
+    part_size: int,
+    on_ray: bool,
+    ray_address: str | None,
+    actors: int | None,
+    gpus_per_actor: float,
     as_json: bool,
 ) -> None:
-    """Classify a catalogue's lyrics (CSV, Parquet or JSONL) into an index directory."""
-    from recommender.classifier import load_classifier
-    from recommender.indexing import build_index, read_catalogue
+    """Classify a catalogue's lyrics into an index directory.
 
-    read_catalogue(catalogue)  # fail on a bad catalogue before loading the model
-    classifier = load_classifier(model, engine=engine, device=device, batch_size=batch_size)
-    summary = build_index(
-        catalogue,
-        output,
-        classifier,
+    CATALOGUE is a CSV, TSV, Parquet or JSONL file, a directory of them, or a quoted glob
+    ('shards/*.parquet'). An interrupted run resumes where it stopped.
+    """
+    from recommender.indexing import IndexOptions, build_index
+
+    if not on_ray and (ray_address or actors or gpus_per_actor):
+        raise InvalidInputError("--ray-address, --actors and --gpus-per-actor need --ray")
+    options = IndexOptions(
+        model=model,
+        engine=engine,
+        device=device,
         batch_size=batch_size,
-        progress=not as_json,
         index_type=index_type,  # type: ignore[arg-type]
+        fresh=fresh,
+        progress=not as_json,
+        part_size=part_size,
     )
+    if on_ray:
+        from recommender.distributed import RayOptions, build_index_on_ray
+
+        ray_options = RayOptions(ray_address, actors, gpus_per_actor)
+        summary = build_index_on_ray(catalogue, output, options, ray_options)
+    else:
+        summary = build_index(catalogue, output, options=options)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
         return
+    resumed = f", {summary.resumed} resumed from an interrupted run" if summary.resumed else ""
     click.echo(
-        f"Indexed {summary.tracks} tracks into {output} "
-        f"({summary.classified} classified, {summary.reused} reused from the previous index)"
+        f"Indexed {summary.tracks} tracks into {output} ({summary.classified} classified, "
+        f"{summary.reused} reused from the previous index{resumed})"
     )
     if summary.skipped:
         shown = ", ".join(f"{s['track_id']} ({s['reason']})" for s in summary.skipped[:10])

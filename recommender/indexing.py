@@ -1,7 +1,11 @@
-"""Batch indexing: a catalogue file becomes an index directory (classify lyrics, build, save).
+"""Batch indexing: a catalogue becomes an index directory (classify lyrics, build, save).
 
-Vectors are cached by content: re-indexing into an existing index built with the same model
-reuses the vectors of every track whose lyrics are unchanged and classifies only the rest.
+One path for every way of running it: :func:`plan_index` checks the scanned catalogue and says
+which lyrics still need a vector, something classifies those parts (this process in
+:func:`build_index`, Ray actors in :mod:`recommender.distributed`), and :func:`finish_index`
+writes the index. Vectors are reused by content: from an existing index built with the same
+model, and from the parts an interrupted run kept in ``OUTPUT.work/``, so a rerun classifies
+only what is new.
 """
 
 from __future__ import annotations
@@ -9,32 +13,83 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recommender.classifier import EmotionModel
+from recommender.catalogue import (
+    CONTENT_HASH,
+    ROW_COLUMN,
+    SHARD_COLUMN,
+    Shard,
+    catalogue_files,
+    check_unique,
+    read_catalogue,
+    read_lyrics,
+    scan_shard,
+)
 from recommender.emotions import EMOTIONS
-from recommender.errors import CatalogueError, IndexLoadError
+from recommender.errors import CatalogueError, IndexLoadError, InvalidInputError
 from recommender.faiss_indexes import IndexType
 from recommender.track_index import ModelIdentity, TrackIndex, read_manifest
 
+if TYPE_CHECKING:
+    from recommender.classifier import EmotionModel, Engine
+
+__all__ = [
+    "IndexOptions",
+    "IndexPlan",
+    "IndexSummary",
+    "Part",
+    "build_index",
+    "finish_index",
+    "plan_index",
+    "read_catalogue",
+]
+
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("track_id", "title", "artist", "lyrics")
-CONTENT_HASH = "lyrics_sha256"
-READERS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
+PART_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How to index a catalogue: the same object drives the in-process and the Ray runs."""
+
+    model: str | None = None
+    engine: Engine | None = None
+    device: str | None = None
+    batch_size: int = 32
+    index_type: IndexType = "auto"
+    # Discard the parts an interrupted run kept instead of resuming from them.
+    fresh: bool = False
+    progress: bool = False
+    # At most this many lyrics of one file per part: the unit kept on disk and handed out.
+    part_size: int = PART_SIZE
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.part_size < 1:
+            raise InvalidInputError(
+                f"batch_size and part_size must be positive; got {self.batch_size}, "
+                f"{self.part_size}"
+            )
+
+    def load_classifier(self, device: str | None = None) -> EmotionModel:
+        """The classifier these options name, through the project's one loader."""
+        from recommender.classifier import load_classifier
+
+        return load_classifier(
+            self.model,
+            engine=self.engine,
+            device=device or self.device,
+            batch_size=self.batch_size,
+        )
 
 
 @dataclass(frozen=True)
@@ -47,65 +102,85 @@ class IndexSummary:
     classified: int
     reused: int
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # Tracks whose vectors came from the parts an interrupted run kept.
+    resumed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def read_catalogue(path: str | os.PathLike[str]) -> Any:
-    """The catalogue as a DataFrame with checked columns and unique ``track_id``s."""
-    import pandas as pd
+@dataclass(frozen=True)
+class Part:
+    """Distinct lyrics of one file to classify together; kept as ``WORK/<name>.npy``."""
 
-    source = Path(path)
-    kind = READERS.get(source.suffix.lower())
-    if kind is None:
-        raise CatalogueError(
-            f"cannot tell the format of {str(source)!r}; use .csv, .tsv, .parquet or .jsonl"
-        )
-    if not source.is_file():
-        raise CatalogueError(f"catalogue {str(source)!r} does not exist")
-    try:
-        if kind == "csv":
-            sep = "\t" if source.suffix.lower() == ".tsv" else ","
-            frame = pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-        elif kind == "parquet":
-            frame = pd.read_parquet(source)
-        else:
-            frame = pd.read_json(source, lines=True, dtype=False)
-    except Exception as error:  # pandas raises many types for unreadable files
-        raise CatalogueError(f"cannot read catalogue {str(source)!r}: {error}") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise CatalogueError(
-            f"catalogue {str(source)!r} lacks column(s) {', '.join(missing)}; "
-            f"found: {', '.join(map(str, frame.columns)) or 'none'}"
-        )
-    frame = frame.copy()
-    ids = frame["track_id"]
-    if ids.isna().any():
-        rows = [int(i) + 1 for i in np.flatnonzero(ids.isna().to_numpy())[:5]]
-        raise CatalogueError(f"catalogue {str(source)!r} has rows without track_id: {rows}")
-    frame["track_id"] = ids.astype(str)
-    duplicated = frame["track_id"][frame["track_id"].duplicated()].unique().tolist()
-    if duplicated:
-        shown = ", ".join(duplicated[:10]) + (" ..." if len(duplicated) > 10 else "")
-        raise CatalogueError(f"duplicate track_id(s) in {str(source)!r}: {shown}")
-    for column in ("title", "artist"):
-        frame[column] = frame[column].fillna("").astype(str)
-    return frame
+    name: str
+    path: str
+    rows: tuple[int, ...]
+    hashes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lyrics(self) -> list[str]:
+        return read_lyrics(self.path, self.rows, self.hashes)
 
 
-def content_hash(lyrics: str) -> str:
-    return hashlib.sha256(lyrics.encode("utf-8")).hexdigest()
+@dataclass
+class IndexPlan:
+    """A checked catalogue, the vectors already known by lyrics hash, and the parts to do."""
+
+    catalogue: str
+    output: Path
+    model: ModelIdentity
+    tracks: Any  # DataFrame of every usable track, in catalogue order
+    skipped: list[dict[str, str]]
+    known: dict[str, np.ndarray]
+    todo: list[Part]
+    reused: int
+    resumed: int
+    # Distinct lyrics this run classifies or took from kept parts: the progress bar's total.
+    planned: int
+
+    @property
+    def work(self) -> Path:
+        return work_dir(self.output)
+
+    @property
+    def remaining(self) -> int:
+        return sum(len(p) for p in self.todo)
+
+    def complete(self, part: Part, vectors: np.ndarray) -> None:
+        """Keep a classified part on disk (atomically), so an interrupted run resumes."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(part), len(EMOTIONS)):
+            raise ValueError(f"part {part.name}: {vectors.shape} vectors for {len(part)} lyrics")
+        self.work.mkdir(parents=True, exist_ok=True)
+        staging = self.work / f".{part.name}.{os.getpid()}.tmp"
+        with staging.open("wb") as out:
+            np.save(out, vectors)
+        os.replace(staging, self.work / f"{part.name}.npy")
+        self.known.update(zip(part.hashes, vectors, strict=True))
+        self.todo.remove(part)
 
 
-def _previous_vectors(output: Path, model: EmotionModel) -> dict[str, np.ndarray]:
+def work_dir(output: str | os.PathLike[str]) -> Path:
+    """Where classified parts wait for the index to be written: ``OUTPUT.work`` beside it."""
+    path = Path(output)
+    return path.parent / f"{path.name}.work"
+
+
+def scan_catalogue(catalogue: str | os.PathLike[str]) -> list[Shard]:
+    """Every file of the catalogue read and checked in this process."""
+    return [scan_shard(path, i) for i, path in enumerate(catalogue_files(catalogue))]
+
+
+def _previous_vectors(output: Path, model: ModelIdentity) -> dict[str, np.ndarray]:
     """Vectors by lyrics hash from an existing index at ``output`` made by the same model."""
     try:
         manifest = read_manifest(output)
         if manifest["model"]["fingerprint"] != model.fingerprint:
             return {}
-        previous = TrackIndex.load(output, checkpoint=model.source_fingerprint, device="cpu")
+        previous = TrackIndex.load(output, checkpoint=model.checkpoint, device="cpu")
     except IndexLoadError:
         return {}
     if CONTENT_HASH not in previous.tracks.column_names:
@@ -124,6 +199,98 @@ def _check_writable(output: Path) -> None:
         raise CatalogueError(f"cannot write the index to {str(output)!r}: {error}") from None
 
 
+def _kept_part(work: Path, name: str, size: int) -> np.ndarray | None:
+    try:
+        vectors = np.load(work / f"{name}.npy")
+    except (OSError, ValueError):
+        return None
+    return vectors if vectors.shape == (size, len(EMOTIONS)) else None
+
+
+def _cut_parts(tracks: Any, shards: Sequence[Shard], known: dict, model: ModelIdentity, size: int):
+    """Distinct lyrics without a vector, grouped by file and cut into parts of ``size``."""
+    todo = tracks[~tracks[CONTENT_HASH].isin(known.keys())]
+    todo = todo.drop_duplicates(CONTENT_HASH)
+    for number, group in todo.groupby(SHARD_COLUMN, sort=True):
+        rows = group[ROW_COLUMN].tolist()
+        hashes = group[CONTENT_HASH].tolist()
+        for start in range(0, len(rows), size):
+            chunk = tuple(hashes[start : start + size])
+            digest = hashlib.sha256("\n".join((model.fingerprint, *chunk)).encode()).hexdigest()
+            yield Part(
+                name=digest[:32],
+                path=shards[int(number)].path,
+                rows=tuple(int(r) for r in rows[start : start + size]),
+                hashes=chunk,
+            )
+
+
+def plan_index(
+    catalogue: str | os.PathLike[str],
+    shards: Sequence[Shard],
+    output: str | os.PathLike[str],
+    model: ModelIdentity,
+    options: IndexOptions,
+) -> IndexPlan:
+    """Check the scanned catalogue as a whole and find the lyrics that still need a vector."""
+    import pandas as pd
+
+    output = Path(output)
+    tracks = pd.concat([s.tracks for s in shards], ignore_index=True)
+    skipped = [row for s in shards for row in s.skipped]
+    if len(shards) > 1:
+        ids = pd.concat([tracks["track_id"], pd.Series([s["track_id"] for s in skipped])])
+        check_unique(ids.reset_index(drop=True), "across the catalogue's files")
+    _check_writable(output)
+    known = _previous_vectors(output, model)
+    reused = int(tracks[CONTENT_HASH].isin(known.keys()).sum())
+    work = work_dir(output)
+    if options.fresh and work.exists():
+        shutil.rmtree(work)
+    todo: list[Part] = []
+    kept: set[str] = set()
+    planned = 0
+    for part in _cut_parts(tracks, shards, known, model, options.part_size):
+        planned += len(part)
+        vectors = _kept_part(work, part.name, len(part))
+        if vectors is None:
+            todo.append(part)
+        else:
+            kept.update(part.hashes)
+            known.update(zip(part.hashes, vectors, strict=True))
+    resumed = int(tracks[CONTENT_HASH].isin(kept).sum())
+    if kept:
+        log.info("resuming: %d lyrics' vectors kept in %s", len(kept), work)
+    return IndexPlan(
+        catalogue=str(catalogue),
+        output=output,
+        model=model,
+        tracks=tracks,
+        skipped=skipped,
+        known=known,
+        todo=todo,
+        reused=reused,
+        resumed=resumed,
+        planned=planned,
+    )
+
+
+@contextmanager
+def progress_bar(plan: IndexPlan, options: IndexOptions) -> Iterator[Any]:
+    """Lyrics done / total and the rate, counting the parts kept by an interrupted run."""
+    from tqdm.auto import tqdm
+
+    with tqdm(
+        total=plan.planned,
+        initial=plan.planned - plan.remaining,
+        desc="classifying lyrics",
+        unit="track",
+        disable=not options.progress,
+        smoothing=0.05,
+    ) as bar:
+        yield bar
+
+
 def _whole_numbers(frame: Any) -> Any:
     """Float columns holding only whole numbers (years with gaps) as nullable integers."""
     for column in frame.columns:
@@ -135,74 +302,79 @@ def _whole_numbers(frame: Any) -> Any:
     return frame
 
 
-def build_index(
-    catalogue: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    model: EmotionModel,
-    *,
-    batch_size: int = 64,
-    progress: bool = False,
-    device: str | None = "cpu",
-    index_type: IndexType = "auto",
-) -> IndexSummary:
-    """Classify the catalogue's lyrics (only those not already indexed) and save an index."""
-    import pyarrow as pa
-    from tqdm.auto import tqdm
+def finish_index(plan: IndexPlan, options: IndexOptions) -> IndexSummary:
+    """Write the index of a plan whose parts are all classified, then drop the kept parts.
 
-    frame = read_catalogue(catalogue)
-    _check_writable(Path(output))
-    lyrics = frame["lyrics"]
-    usable = lyrics.map(lambda x: isinstance(x, str) and bool(x.strip())).to_numpy(dtype=bool)
-    skipped = [
-        {
-            "track_id": tid,
-            "reason": "missing lyrics" if not isinstance(text, str) else "empty lyrics",
-        }
-        for tid, text, ok in zip(frame["track_id"], lyrics, usable, strict=True)
-        if not ok
-    ]
-    frame = frame[usable].reset_index(drop=True)
-    frame[CONTENT_HASH] = frame["lyrics"].map(content_hash)
-    cache = _previous_vectors(Path(output), model)
-    vectors = np.zeros((len(frame), len(EMOTIONS)), dtype=np.float32)
-    todo = [i for i, h in enumerate(frame[CONTENT_HASH]) if h not in cache]
-    for i, h in enumerate(frame[CONTENT_HASH]):
-        if h in cache:
-            vectors[i] = cache[h]
-    texts = frame["lyrics"].tolist()
-    with tqdm(
-        total=len(todo), desc="classifying lyrics", unit="track", disable=not progress
-    ) as bar:
-        for start in range(0, len(todo), batch_size):
-            rows = todo[start : start + batch_size]
-            vectors[rows] = model.predict_proba([texts[i] for i in rows])
-            bar.update(len(rows))
-    summary = IndexSummary(
-        catalogue=str(catalogue),
-        output=str(output),
-        tracks=len(frame),
-        classified=len(todo),
-        reused=len(frame) - len(todo),
-        skipped=skipped,
-    )
-    tracks = pa.Table.from_pandas(
-        _whole_numbers(frame.drop(columns=["lyrics"])), preserve_index=False
-    )
+    The one place an index is written from a catalogue, whichever way it was classified.
+    """
+    import pyarrow as pa
+
+    if plan.todo:
+        raise RuntimeError(f"{len(plan.todo)} parts of the plan are not classified yet")
+    hashes = plan.tracks[CONTENT_HASH]
+    vectors = np.zeros((len(hashes), len(EMOTIONS)), dtype=np.float32)
+    for row, digest in enumerate(hashes):
+        vectors[row] = plan.known[digest]
+    metadata = plan.tracks.drop(columns=[SHARD_COLUMN, ROW_COLUMN])
+    tracks = pa.Table.from_pandas(_whole_numbers(metadata), preserve_index=False)
     index = TrackIndex(
         vectors,
         tracks,
-        model=ModelIdentity(model.name, model.fingerprint, model.source_fingerprint),
-        device=device,
-        extra={"catalogue": Path(catalogue).name, "skipped": len(skipped)},
-        index_type=index_type,
+        model=plan.model,
+        device="cpu",
+        extra={"catalogue": Path(plan.catalogue).name, "skipped": len(plan.skipped)},
+        index_type=options.index_type,
     )
-    index.save(output)
+    index.save(plan.output)
+    shutil.rmtree(plan.work, ignore_errors=True)
+    summary = IndexSummary(
+        catalogue=plan.catalogue,
+        output=str(plan.output),
+        tracks=len(vectors),
+        classified=len(vectors) - plan.reused - plan.resumed,
+        reused=plan.reused,
+        skipped=plan.skipped,
+        resumed=plan.resumed,
+    )
     log.info(
-        "indexed %d tracks (%d classified, %d reused, %d skipped) into %s",
+        "indexed %d tracks (%d classified, %d reused, %d resumed, %d skipped) into %s",
         summary.tracks,
         summary.classified,
         summary.reused,
-        len(skipped),
-        output,
+        summary.resumed,
+        len(summary.skipped),
+        plan.output,
     )
     return summary
+
+
+def identity(model: EmotionModel) -> ModelIdentity:
+    return ModelIdentity(model.name, model.fingerprint, model.source_fingerprint)
+
+
+def build_index(
+    catalogue: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    model: EmotionModel | None = None,
+    options: IndexOptions | None = None,
+) -> IndexSummary:
+    """Classify the catalogue's lyrics that lack a vector in this process and save an index.
+
+    ``model`` is the classifier to use; without one, ``options`` name it (loaded after the
+    catalogue has been checked, so a bad catalogue fails at once).
+    """
+    options = options or IndexOptions()
+    shards = scan_catalogue(catalogue)
+    if model is None:
+        model = options.load_classifier()
+    plan = plan_index(catalogue, shards, output, identity(model), options)
+    with progress_bar(plan, options) as bar:
+        for part in list(plan.todo):
+            texts = part.lyrics()
+            vectors = np.empty((len(texts), len(EMOTIONS)), dtype=np.float32)
+            for start in range(0, len(texts), options.batch_size):
+                stop = start + options.batch_size
+                vectors[start:stop] = model.predict_proba(texts[start:stop])
+                bar.update(len(texts[start:stop]))
+            plan.complete(part, vectors)
+    return finish_index(plan, options)

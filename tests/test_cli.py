@@ -101,6 +101,7 @@ def test_index_writes_an_index_and_reports_skipped_rows(tmp_path: Path, tiny_mod
             {"track_id": "blank", "reason": "empty lyrics"},
             {"track_id": "none", "reason": "missing lyrics"},
         ],
+        "resumed": 0,
     }
 
 
