@@ -1,15 +1,27 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from recommender.catalogue import catalogue_files
 from recommender.errors import CatalogueError
-from recommender.indexing import build_index, read_catalogue
-from recommender.track_index import MANIFEST, TrackIndex
+from recommender.indexing import (
+    IndexOptions,
+    build_index,
+    plan_index,
+    read_catalogue,
+    scan_catalogue,
+    work_dir,
+)
+from recommender.track_index import MANIFEST, ModelIdentity, TrackIndex
+from tests.conftest import FakeClassifier
 
 ROWS = [
     {
@@ -165,3 +177,165 @@ def test_unwritable_output_fails_before_classifying(tmp_path: Path, fake_classif
     with pytest.raises(CatalogueError, match="cannot write the index"):
         build_index(write(tmp_path / "cat.csv", ROWS), blocker / "idx", fake_classifier)
     assert fake_classifier.calls == []
+
+
+# --- sharded catalogues and resuming ---------------------------------------------------------
+
+
+def shard_rows(shard: int, n: int = 4) -> list[dict]:
+    """``n`` tracks of shard ``shard`` with distinct lyrics carrying the fake model's cues."""
+    cues = ["행복", "걱정", "화가", "당황", "상처", "슬프"]
+    return [
+        {
+            "track_id": f"s{shard}-{i}",
+            "title": f"노래 {shard}-{i}",
+            "artist": "가",
+            "lyrics": f"{cues[(shard + i) % 6]} 노래 {shard} {i}",
+        }
+        for i in range(n)
+    ]
+
+
+def write_shards(directory: Path, count: int = 3, suffixes=(".jsonl", ".csv", ".parquet")):
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        write(directory / f"part-{s}{suffixes[s % len(suffixes)]}", shard_rows(s))
+        for s in range(count)
+    ]
+
+
+def test_directory_and_glob_catalogues(tmp_path: Path, fake_classifier):
+    shards = write_shards(tmp_path / "shards")
+    (tmp_path / "shards" / "README.md").write_text("not a catalogue")
+    write(tmp_path / "shards" / ".hidden.jsonl", shard_rows(9))
+    (tmp_path / "shards" / "more").mkdir()
+    nested = write(tmp_path / "shards" / "more" / "part-3.jsonl", shard_rows(3))
+    assert catalogue_files(tmp_path / "shards") == sorted([*shards, nested])
+    assert catalogue_files(str(tmp_path / "shards" / "*.csv")) == [shards[1]]
+
+    summary = build_index(tmp_path / "shards", tmp_path / "idx", fake_classifier)
+    assert summary.tracks == summary.classified == 16
+    ids = TrackIndex.load(tmp_path / "idx").tracks.column("track_id").to_pylist()
+    assert ids == [f"s{s}-{i}" for s in (3, 0, 1, 2) for i in range(4)]  # "more/" sorts first
+    assert not work_dir(tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("empty-dir", "holds no .csv, .tsv, .parquet or .jsonl files"),
+        ("no-match", "no .csv, .tsv, .parquet or .jsonl files match"),
+        ("duplicates", r"duplicate track_id\(s\) across the catalogue's files: s0-1"),
+    ],
+)
+def test_bad_sharded_catalogues(tmp_path: Path, fake_classifier, setup: str, message: str):
+    source = tmp_path / "shards"
+    source.mkdir()
+    if setup == "no-match":
+        source = source / "*.parquet"
+    elif setup == "duplicates":
+        write_shards(source, 2)
+        write(source / "part-9.jsonl", shard_rows(0)[1:2])
+    with pytest.raises(CatalogueError, match=message):
+        build_index(source, tmp_path / "idx", fake_classifier)
+    assert fake_classifier.calls == []
+
+
+def test_parts_are_kept_and_a_rerun_resumes_from_them(tmp_path: Path, fake_classifier):
+    write_shards(tmp_path / "shards")
+    options = IndexOptions(part_size=3)
+    shards = scan_catalogue(tmp_path / "shards")
+    model = ModelIdentity("fake", fake_classifier.fingerprint, fake_classifier.source_fingerprint)
+    plan = plan_index(tmp_path / "shards", shards, tmp_path / "idx", model, options)
+    assert [len(p) for p in plan.todo] == [3, 1, 3, 1, 3, 1]  # parts never span two files
+    first = plan.todo[0]
+    plan.complete(first, fake_classifier.predict_proba(first.lyrics()))
+    assert (work_dir(tmp_path / "idx") / f"{first.name}.npy").is_file()
+
+    fake_classifier.calls.clear()
+    summary = build_index(tmp_path / "shards", tmp_path / "idx", fake_classifier, options)
+    assert summary.resumed == 3 and summary.classified == 9
+    assert not any(t in first.lyrics() for call in fake_classifier.calls for t in call)
+    assert not work_dir(tmp_path / "idx").exists()
+
+
+def test_fresh_discards_kept_parts(tmp_path: Path, fake_classifier):
+    write_shards(tmp_path / "shards", 2)
+    work = work_dir(tmp_path / "idx")
+    shards = scan_catalogue(tmp_path / "shards")
+    model = ModelIdentity("fake", fake_classifier.fingerprint, fake_classifier.source_fingerprint)
+    plan = plan_index(tmp_path / "shards", shards, tmp_path / "idx", model, IndexOptions())
+    plan.complete(plan.todo[0], np.full((4, 6), 1 / 6, dtype=np.float32))
+    summary = build_index(
+        tmp_path / "shards", tmp_path / "idx", fake_classifier, IndexOptions(fresh=True)
+    )
+    assert summary.resumed == 0 and summary.classified == 8 and not work.exists()
+    index = TrackIndex.load(tmp_path / "idx")
+    assert not np.allclose(index.vectors[0], 1 / 6)
+
+
+def test_a_file_edited_after_planning_is_refused(tmp_path: Path, fake_classifier):
+    (shard,) = write_shards(tmp_path / "shards", 1)
+    plan = plan_index(
+        shard,
+        scan_catalogue(shard),
+        tmp_path / "idx",
+        ModelIdentity("fake", "f", "f"),
+        IndexOptions(),
+    )
+    rows = shard_rows(0)
+    rows[2]["lyrics"] = "바뀐 가사"
+    write(shard, rows)
+    with pytest.raises(CatalogueError, match="changed while it was being indexed"):
+        plan.todo[0].lyrics()
+
+
+STALLING_RUN = """
+import sys, time
+from tests.conftest import FakeClassifier
+from recommender.indexing import IndexOptions, build_index
+
+class Stalling(FakeClassifier):
+    # The first part is classified and kept; the run then hangs until it is killed.
+    def predict_proba(self, texts):
+        if self.calls:
+            time.sleep(600)
+        return super().predict_proba(texts)
+
+build_index(sys.argv[1], sys.argv[2], Stalling(), IndexOptions(batch_size=100))
+"""
+
+
+def test_a_killed_run_resumes_with_the_remaining_shards(tmp_path: Path, fake_classifier):
+    shards = write_shards(tmp_path / "shards")
+    output = tmp_path / "idx"
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLING_RUN, str(tmp_path / "shards"), str(output)], cwd=root
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(work_dir(output).glob("*.npy")):
+            assert process.poll() is None, "the run ended before it was killed"
+            assert time.monotonic() < deadline, "no part was kept within two minutes"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    assert not output.exists()
+
+    summary = build_index(tmp_path / "shards", output, fake_classifier)
+    assert summary.resumed == 4 and summary.classified == 8
+    first_shard = {r["lyrics"] for r in shard_rows(0)}
+    classified = [t for call in fake_classifier.calls for t in call]
+    assert sorted(classified) == sorted(r["lyrics"] for s in (1, 2) for r in shard_rows(s)), (
+        "only the shards after the first are classified again"
+    )
+    assert not first_shard & set(classified)
+
+    uninterrupted = build_index(tmp_path / "shards", tmp_path / "again", FakeClassifier())
+    assert uninterrupted.classified == 12
+    resumed, again = TrackIndex.load(output), TrackIndex.load(tmp_path / "again")
+    assert resumed.tracks.equals(again.tracks)
+    np.testing.assert_allclose(resumed.vectors, again.vectors, atol=1e-7)
+    assert len(shards) == 3
