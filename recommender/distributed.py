@@ -182,9 +182,11 @@ def build_index_on_ray(
             address=ray_options.address,
             num_cpus=ray_options.local_cpus if ray_options.address is None else None,
             include_dashboard=False,
-            logging_level=logging.WARNING,
+            logging_level=logging.ERROR,
             log_to_driver=False,
         )
+    # Ray Data logs each execution's start and end; the command shows its own progress.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
