@@ -122,3 +122,19 @@ class FakeClassifier:
 @pytest.fixture()
 def fake_classifier() -> FakeClassifier:
     return FakeClassifier()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The number of schemathesis cases run (tests/test_fuzz_api.py), stated once."""
+    counts = [
+        value
+        for report in terminalreporter.stats.get("passed", [])
+        + terminalreporter.stats.get("failed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "fuzz_cases"
+    ]
+    if counts:
+        terminalreporter.write_line(
+            f"schemathesis: {sum(counts)} generated cases over {len(counts)} operation runs"
+        )
