@@ -79,8 +79,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     "artist": "김하늘",
                     "score": 0.9712,
                     "emotions": EXAMPLE_EMOTIONS,
-                    "explanation": "지금 기분에 어울려요: 글은 행복 90%, 이 노래는 행복 88% "
-                    "(일치도 0.97)",
+                    "explanation": "지금 기분에 어울려요: 글은 행복 90%, 이 노래는 행복 88%",
                     "genre": "포크",
                     "year": 2023,
                 }

@@ -105,13 +105,13 @@ def _dominant(vector: np.ndarray) -> str:
     return f"{KOREAN_NAMES[EMOTIONS[i]]} {vector[i]:.0%}"
 
 
-def explain(mood: np.ndarray, track: np.ndarray, score: float, target: str | None) -> str:
-    """A one-line reason a person can read, in Korean like the texts it answers."""
+def explain(mood: np.ndarray, track: np.ndarray, target: str | None) -> str:
+    """A one-line reason a person can read, in Korean like the texts it answers.
+
+    The similarity itself is the track's ``score``.
+    """
     wanted = f"{KOREAN_NAMES[target]} 쪽으로 옮긴 기분" if target else "지금 기분"
-    return (
-        f"{wanted}에 어울려요: 글은 {_dominant(mood)}, 이 노래는 {_dominant(track)} "
-        f"(일치도 {score:.2f})"
-    )
+    return f"{wanted}에 어울려요: 글은 {_dominant(mood)}, 이 노래는 {_dominant(track)}"
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -157,7 +157,7 @@ def rank(
             artist=str(meta["artist"]),
             score=float(score),
             emotions=as_mapping(index.vectors[row]),
-            explanation=explain(mood, index.vectors[row], float(score), target),
+            explanation=explain(mood, index.vectors[row], target),
             metadata={
                 k: v
                 for k, v in meta.items()

@@ -125,16 +125,19 @@ def fake_classifier() -> FakeClassifier:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The number of schemathesis cases run (tests/test_fuzz_api.py), stated once."""
-    counts = [
-        value
-        for report in terminalreporter.stats.get("passed", [])
-        + terminalreporter.stats.get("failed", [])
+    """What a reader of the run needs: the schemathesis case count and the screenshots' paths."""
+    reports = terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+    properties = [
+        (name, value)
+        for report in reports
         if report.when == "call"
         for name, value in report.user_properties
-        if name == "fuzz_cases"
     ]
+    counts = [value for name, value in properties if name == "fuzz_cases"]
     if counts:
         terminalreporter.write_line(
             f"schemathesis: {sum(counts)} generated cases over {len(counts)} operation runs"
         )
+    for name, value in properties:
+        if name == "screenshot":
+            terminalreporter.write_line(f"browser screenshot: {value}")

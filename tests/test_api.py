@@ -320,7 +320,9 @@ def test_body_over_the_limit(client: FlaskClient, path):
     assert_error(response, 413, "request_entity_too_large", "over the limit of 2048 bytes")
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/recommend/extra", "/static/x.js"])
+@pytest.mark.parametrize(
+    "path", ["/nope", "/recommend/extra", "/static/x.js", "/docs/swagger-ui/x"]
+)
 def test_unknown_path(client: FlaskClient, path):
     assert_error(client.get(path), 404, "not_found", f"no endpoint at {path}; endpoints:")
 
@@ -505,3 +507,14 @@ def test_a_lone_surrogate_echoed_in_an_error_is_escaped(client: FlaskClient):
     body = assert_error(response, 400, "invalid_input", "'target' must be an emotion")
     assert body["error"]["message"].endswith('got "\\udc80슬픔"')
     response.get_data().decode("utf-8")  # strict UTF-8 throughout
+
+
+def test_the_page_is_served_with_only_local_assets(client: FlaskClient):
+    response = client.get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert '<html lang="ko">' in html and 'name="viewport"' in html
+    assert "http://" not in html and "https://" not in html
+    for asset in ["static/app.js", "static/style.css"]:
+        assert f'"{asset}"' in html
+        assert client.get("/" + asset).status_code == 200

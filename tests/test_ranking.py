@@ -302,13 +302,10 @@ def test_ranking_options_defaults():
 def test_explanation_names_the_moods_and_similarity():
     index = make_index(np.stack([SAD, HAPPY]))
     (track,) = rank(HAPPY, index, RankingOptions(k=1))
-    assert (
-        track.explanation == "지금 기분에 어울려요: 글은 행복 90%, 이 노래는 행복 90% (일치도 1.00)"
-    )
+    assert track.explanation == "지금 기분에 어울려요: 글은 행복 90%, 이 노래는 행복 90%"
     shifted = shift_query(HAPPY, "sad", 1.0)
     (track,) = rank(shifted, index, RankingOptions(k=1), target="sad", mood=HAPPY)
     assert track.track_id == "t0"
     assert track.explanation == (
-        "슬픔 쪽으로 옮긴 기분에 어울려요: 글은 행복 90%, "
-        f"이 노래는 슬픔 90% (일치도 {track.score:.2f})"
+        "슬픔 쪽으로 옮긴 기분에 어울려요: 글은 행복 90%, 이 노래는 슬픔 90%"
     )
