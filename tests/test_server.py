@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from tests.catalogue import make_index
 
@@ -113,6 +114,16 @@ def test_serve_loads_the_model_in_workers_only(
         assert len(body["tracks"]) == 4
         status, body = until_served(f"{base}/recommend", {"text": "", "k": 4})
         assert status == 400 and body["error"]["code"] == "invalid_input"
+
+        # What `make serve` promises a person and an app developer: the page, the docs, and a
+        # document that validates as OpenAPI 3.1.
+        status, document = request(f"{base}/openapi.json")
+        assert status == 200
+        validate(document, cls=OpenAPIV31SpecValidator)
+        for path, kind in [("/", "text/html"), ("/docs", "text/html"),
+                           ("/docs/swagger-ui/swagger-ui-bundle.js", "javascript")]:  # fmt: skip
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                assert response.status == 200 and kind in response.headers["content-type"]
 
         # Each worker imports torch and loads its own model after the fork; the master never
         # does. Workers seen with libtorch mapped also show that the check can see it.
