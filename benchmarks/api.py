@@ -354,16 +354,12 @@ def profile(args: argparse.Namespace, repeats: int = 50) -> None:
 def build_stand_in(kind: str, directory: Path) -> tuple[str, str]:
     """A random-weight checkpoint and the sample catalogue indexed with it, for timing only."""
     catalogue = ROOT / "catalog" / "sample.jsonl"
-    if kind == "tiny":
-        sys.path.insert(0, str(ROOT))
-        from tests.conftest import save_tiny_checkpoint
+    from recommender.testing import build_bundled_architecture, save_tiny_checkpoint
 
+    if kind == "tiny":
         model = save_tiny_checkpoint(directory / "tiny-model")
     else:
         lyrics = [json.loads(line)["lyrics"] for line in catalogue.open(encoding="utf-8")]
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from classify import build_bundled_architecture
-
         model = build_bundled_architecture(directory / "small-model", lyrics + list(TEXTS))
     index = directory / f"{kind}-index"
     subprocess.run(

@@ -101,13 +101,6 @@ def corpus_lines() -> list[str]:
 # Checkpoints
 
 
-def train_wordpiece(texts: list[str], vocab_size: int = 35000, max_length: int = 512) -> Any:
-    """A WordPiece tokenizer trained here, the way `recommender train` trains its own."""
-    from recommender.training.tokenizer import train_tokenizer
-
-    return train_tokenizer(texts, vocab_size=vocab_size, model_max_length=max_length)
-
-
 def bundled_tokenizer() -> Any | None:
     """The bundled model's tokenizer where there is one: its token counts are realistic."""
     from transformers import AutoTokenizer
@@ -119,59 +112,6 @@ def bundled_tokenizer() -> Any | None:
     tokenizer = AutoTokenizer.from_pretrained(BUNDLED_MODEL)
     tokenizer.model_max_length = 512
     return tokenizer
-
-
-def save_random_electra(directory: Path, tokenizer: Any, **shape: int) -> Path:
-    """An ELECTRA emotion classifier of the given shape with seeded random weights, saved."""
-    import torch
-    from transformers import ElectraConfig, ElectraForSequenceClassification
-
-    from recommender.emotions import EMOTIONS
-
-    config = ElectraConfig(
-        **shape,
-        num_labels=len(EMOTIONS),
-        id2label=dict(enumerate(EMOTIONS)),
-        label2id={e: i for i, e in enumerate(EMOTIONS)},
-    )
-    torch.manual_seed(0)
-    ElectraForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-def build_bundled_architecture(directory: Path, corpus: list[str]) -> Path:
-    """The bundled model's exact shape (the training's ``small`` preset, as `recommender train`
-    builds it) with seeded random weights and a tokenizer trained on ``corpus``: a stand-in
-    for timing where no bundled model is present."""
-    import torch
-    from transformers import ElectraForSequenceClassification
-
-    from recommender.training.options import TrainOptions
-    from recommender.training.train import build_config
-
-    hp = TrainOptions(data_dir=directory, output_dir=directory).hyperparameters()
-    tokenizer = train_wordpiece(corpus, vocab_size=hp.vocab_size, max_length=hp.max_positions)
-    torch.manual_seed(0)
-    config = build_config(hp, len(tokenizer), tokenizer.pad_token_id)
-    ElectraForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-def build_reference_architecture(directory: Path, *, tokenizer: Any | None = None) -> Path:
-    """KoELECTRA-base's exact shape with random weights (seeded), saved as a checkpoint."""
-    return save_random_electra(
-        directory,
-        tokenizer or train_wordpiece(corpus_lines()),
-        vocab_size=35000,
-        embedding_size=768,
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=512,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,16 +147,18 @@ def _model_card_loop(checkpoint: str) -> Any:
 
 def worker(engine: str, model_dir: str, threads: int | None) -> None:
     start = time.perf_counter()
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)  # the ONNX engine follows torch's setting
     if engine == "card":
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         predict = _model_card_loop(model_dir)
     else:
-        from recommender.classifier import load_classifier
+        from recommender.classifier import EmotionClassifier
 
-        classifier = load_classifier(model_dir, engine="torch" if engine == "torch" else "onnx")
+        classifier = EmotionClassifier.from_pretrained(
+            model_dir, backend="torch" if engine == "torch" else "onnx", threads=threads
+        )
         predict = classifier.predict_proba
     predict(["오늘은 정말 행복한 하루였다", "내일 시험이 걱정된다"])  # warm-up
     print(json.dumps({"load_s": time.perf_counter() - start}), flush=True)
@@ -293,7 +235,7 @@ class Row:
 
 
 def export_engines(checkpoint: Path, workdir: Path) -> dict[str, Path]:
-    from recommender.onnx_engine import export_onnx
+    from recommender.onnx_export import export_onnx
 
     dirs = {"card": checkpoint, "torch": checkpoint}
     for precision in ("fp32", "int8"):
@@ -418,6 +360,7 @@ def main() -> None:
     from transformers import AutoConfig, AutoTokenizer
 
     from recommender.classifier import BUNDLED_MODEL
+    from recommender.testing import build_reference_architecture, train_wordpiece
 
     texts = benchmark_texts(args.texts)
     print(
@@ -439,7 +382,8 @@ def main() -> None:
             base = work / "koelectra-base-shape"
             if not (base / "config.json").is_file():
                 print("building the reference-architecture checkpoint (random weights) ...")
-                build_reference_architecture(base, tokenizer=bundled_tokenizer())
+                tokenizer = bundled_tokenizer() or train_wordpiece(corpus_lines())
+                build_reference_architecture(base, tokenizer)
             checkpoints.append(("KoELECTRA-base shape (12×768, random weights)", base))
         for name, checkpoint in checkpoints:
             print(f"\n{name}: {checkpoint}", flush=True)

@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from classify import _stanzas, corpus_lines
 
-from classify import _stanzas, build_bundled_architecture, corpus_lines  # noqa: E402
+from recommender.testing import build_bundled_architecture
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = ROOT / "recommender" / "bundled_model"

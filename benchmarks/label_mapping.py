@@ -20,15 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from model_quality import TfidfBaseline, add_data_arguments
+
+from recommender.emotions import EMOTIONS
+from recommender.evaluation import compute_metrics
+from recommender.training import data as datasets
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from model_quality import TfidfBaseline, add_data_arguments  # noqa: E402
-
-from recommender.emotions import EMOTIONS  # noqa: E402
-from recommender.evaluation import compute_metrics  # noqa: E402
-from recommender.training import data as datasets  # noqa: E402
 
 # KOTE label indices named in the candidates below (``../shared/data/README.md`` lists all 44).
 KOTE_DISAPPOINTMENT = 10  # 안타까움/실망

@@ -24,17 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from recommender.emotions import EMOTIONS  # noqa: E402
-from recommender.evaluation import (  # noqa: E402
+from recommender.emotions import EMOTIONS
+from recommender.evaluation import (
     EvaluationReport,
     LabelledData,
     compute_metrics,
     evaluate,
 )
-from recommender.training import data as datasets  # noqa: E402
+from recommender.training import data as datasets
+
+ROOT = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger("model_quality")
 SHORT_TEXTS = [

@@ -4,6 +4,7 @@ from recommender.classifier import EmotionClassifier, EmotionModel, load_classif
 from recommender.emotions import EMOTIONS
 from recommender.errors import (
     CatalogueError,
+    ConfigurationError,
     DatasetError,
     IndexLoadError,
     InvalidInputError,
@@ -11,13 +12,16 @@ from recommender.errors import (
     RecommenderError,
 )
 from recommender.indexing import build_index, read_catalogue
-from recommender.onnx_engine import OnnxEmotionClassifier, export_onnx
+from recommender.onnx_engine import OnnxEmotionClassifier
+from recommender.onnx_export import export_onnx
 from recommender.service import Recommendation, Recommender
+from recommender.settings import Settings
 from recommender.track_index import TrackIndex
 
 __all__ = [
     "EMOTIONS",
     "CatalogueError",
+    "ConfigurationError",
     "DatasetError",
     "EmotionClassifier",
     "EmotionModel",
@@ -28,6 +32,7 @@ __all__ = [
     "Recommendation",
     "Recommender",
     "RecommenderError",
+    "Settings",
     "TrackIndex",
     "build_index",
     "export_onnx",

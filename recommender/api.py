@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from importlib.util import find_spec
@@ -19,6 +18,8 @@ from flask import Blueprint, Flask, Response, current_app, request, send_from_di
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from recommender.classifier import EmotionModel
+from recommender.emotions import as_mapping
 from recommender.errors import InvalidInputError, RecommenderError
 from recommender.openapi import OPERATIONS, openapi_document
 from recommender.schemas import (
@@ -37,21 +38,10 @@ from recommender.schemas import (
     to_json,
 )
 from recommender.service import Recommender
+from recommender.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "MODEL": None,  # None: RECOMMENDER_MODEL, else the bundled model
-    "INDEX": None,  # None: RECOMMENDER_INDEX, else the sample catalogue's index
-    "DEVICE": None,
-    "ENGINE": None,  # None: RECOMMENDER_ENGINE, else onnx for an ONNX export dir, else torch
-    "MAX_CONTENT_LENGTH": 64 * 1024,
-    "MAX_TEXT_LENGTH": 5000,
-    "MAX_TEXTS": 64,
-    "MAX_K": 100,
-    "DEFAULT_K": 10,
-}
-INT_SETTINGS = {"MAX_CONTENT_LENGTH", "MAX_TEXT_LENGTH", "MAX_TEXTS", "MAX_K", "DEFAULT_K"}
 EXTENSION = "recommender"
 OPENAPI = "recommender.openapi"
 # swagger-ui-py ships Swagger UI 5's files; found without importing the package's Python code.
@@ -62,20 +52,43 @@ bp = Blueprint("recommender", __name__)
 
 
 class ServiceSlot:
-    """Holds the service once loaded; loading runs in a thread so /health answers at once."""
+    """Holds the model once loaded, then the service (model and index).
 
-    def __init__(self, loader: Callable[[], Recommender] | None, service: Recommender | None):
+    ``/classify`` needs only the model, so it answers as soon as that is loaded; the rest waits
+    for the index too. Loading runs in a thread (the dev server answers ``/health`` at once) or,
+    with ``background=False``, before the app is returned (a gunicorn worker takes no request
+    before it is ready).
+    """
+
+    def __init__(
+        self,
+        load_model: Callable[[], EmotionModel] | None,
+        load_service: Callable[[EmotionModel], Recommender] | None,
+        service: Recommender | None,
+        *,
+        background: bool = True,
+    ) -> None:
         self.service = service
+        self.classifier: EmotionModel | None = service.classifier if service else None
         self.error: str | None = None
         self._ready = threading.Event()
-        if service is not None:
+        if service is not None or load_model is None or load_service is None:
             self._ready.set()
-        elif loader is not None:
-            threading.Thread(target=self._load, args=(loader,), daemon=True).start()
+        elif background:
+            threading.Thread(
+                target=self._load, args=(load_model, load_service), daemon=True
+            ).start()
+        else:
+            self._load(load_model, load_service)
 
-    def _load(self, loader: Callable[[], Recommender]) -> None:
+    def _load(
+        self,
+        load_model: Callable[[], EmotionModel],
+        load_service: Callable[[EmotionModel], Recommender],
+    ) -> None:
         try:
-            self.service = loader()
+            self.classifier = load_model()
+            self.service = load_service(self.classifier)
         except RecommenderError as error:
             self.error = str(error)
             log.error("service failed to load: %s", error)
@@ -96,42 +109,41 @@ class ApiError(RecommenderError):
         self.code = code
 
 
-def _settings_from_env() -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    for key in DEFAULTS:
-        value = os.environ.get(f"RECOMMENDER_{key}")
-        if not value:
-            continue
-        if key in INT_SETTINGS and not value.isdigit():
-            raise InvalidInputError(f"RECOMMENDER_{key} must be a whole number; got {value!r}")
-        settings[key] = int(value) if key in INT_SETTINGS else value
-    return settings
-
-
 def create_app(
-    config: Mapping[str, Any] | None = None, *, service: Recommender | None = None
+    config: Mapping[str, Any] | None = None,
+    *,
+    service: Recommender | None = None,
+    settings: Settings | None = None,
+    background: bool = True,
 ) -> Flask:
-    """Defaults, then ``RECOMMENDER_*`` environment variables, then ``config``.
+    """``settings`` (default: read from the environment), then ``config`` (upper-case keys
+    of :class:`~recommender.settings.Settings`, as in ``Settings.as_config``).
 
-    Without ``service`` the model and index load in a background thread (``/ready`` is 503
-    until then), so under gunicorn each worker loads its own copy after the fork.
+    Without ``service`` the model and then the index load in a background thread (``/classify``
+    is 503 until the model is loaded, ``/ready`` until both are), or before this returns when
+    ``background`` is false; under gunicorn each worker loads its own copy after the fork.
     """
+    settings = settings or Settings.from_env()
+    overrides = {key.lower(): value for key, value in (config or {}).items()}
+    known = {k: v for k, v in overrides.items() if k in Settings.model_fields}
+    settings = settings.replace(**known)
     app = Flask(__name__)
-    app.config.update(DEFAULTS)
-    app.config.update(_settings_from_env())
-    app.config.update(config or {})
+    app.config.update(settings.as_config())
+    app.config.update({k.upper(): v for k, v in overrides.items() if k not in known})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    def load() -> Recommender:
-        return Recommender.load(
-            app.config["MODEL"],
-            app.config["INDEX"],
-            device=app.config["DEVICE"],
-            engine=app.config["ENGINE"],
-        )
+    def load_model() -> EmotionModel:
+        from recommender.classifier import EmotionClassifier
 
-    app.extensions[EXTENSION] = ServiceSlot(None if service else load, service)
+        return EmotionClassifier.from_pretrained(settings=settings)
+
+    def load_service(classifier: EmotionModel) -> Recommender:
+        return Recommender.with_index(classifier, settings)
+
+    app.extensions[EXTENSION] = ServiceSlot(
+        load_model, load_service, service, background=background
+    )
     app.extensions[OPENAPI] = openapi_document(limits(app.config))
     app.register_blueprint(bp)
     app.register_error_handler(RecommenderError, _recommender_error)
@@ -196,6 +208,14 @@ def _service() -> Recommender:
     return slot.service
 
 
+def _classifier() -> EmotionModel:
+    slot: ServiceSlot = current_app.extensions[EXTENSION]
+    if slot.classifier is None:
+        message = slot.error or "the model is still loading; retry shortly"
+        raise ApiError(503, "not_ready", message)
+    return slot.classifier
+
+
 def _request(model: type[M]) -> M:
     """The JSON body, validated into ``model`` with the app's limits."""
     if not request.is_json:
@@ -222,7 +242,7 @@ def recommend() -> Response:
 @bp.post("/classify")
 def classify() -> Response:
     query = _request(ClassifyRequest)
-    readings = _service().classify(query.texts)
+    readings = [as_mapping(row) for row in _classifier().predict_proba(query.texts)]
     return respond(
         ClassifyResponse(results=[ClassifyResult(emotions=emotions(e)) for e in readings])
     )

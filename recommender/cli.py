@@ -17,33 +17,66 @@ from recommender.errors import InvalidInputError, RecommenderError
 from recommender.indexing import PART_SIZE
 
 if TYPE_CHECKING:
-    from recommender.classifier import Engine
+    from recommender.settings import Backend, Settings
 
-DEVICE = click.option(
-    "--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if present)"
+
+class SettingOption(click.Option):
+    """An option backed by a setting: ``--help`` shows its environment variable, which the
+    settings object reads (the one reader of ``RECOMMENDER_*``); a value given here wins."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["show_envvar"] = True
+        super().__init__(*args, **kwargs)
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        return None
+
+
+def setting_option(*decls: str, setting: str, **kwargs: Any) -> Any:
+    return click.option(
+        *decls, cls=SettingOption, envvar=f"RECOMMENDER_{setting.upper()}", **kwargs
+    )
+
+
+def _settings(**overrides: Any) -> Settings:
+    """The settings read when the command started, with the options given on the command line."""
+    from recommender.settings import Settings
+
+    settings = click.get_current_context().find_object(Settings)
+    return (settings or Settings.from_env()).replace(**overrides)
+
+
+DEVICE = setting_option(
+    "--device",
+    setting="device",
+    default=None,
+    help="cpu, cuda or cuda:N (default: CUDA if present).",
 )
-MODEL = click.option(
+MODEL = setting_option(
     "--model",
     "model",
+    setting="model",
     default=None,
     metavar="M",
-    help="Checkpoint directory or hub id (default: $RECOMMENDER_MODEL, else the bundled model).",
+    help="Checkpoint or ONNX export directory, or hub id (default: the bundled model).",
 )
-INDEX = click.option(
+INDEX = setting_option(
     "--index",
     "index",
+    setting="index",
     default=None,
     metavar="INDEX_DIR",
     type=click.Path(file_okay=False),
-    help="Index directory (default: $RECOMMENDER_INDEX, else the sample catalogue's index).",
+    help="Index directory (default: the sample catalogue's index).",
 )
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-ENGINE = click.option(
+ENGINE = setting_option(
     "--engine",
+    setting="engine",
     default=None,
     type=click.Choice(["torch", "onnx"]),
-    help="Inference engine (default: $RECOMMENDER_ENGINE, else onnx for an ONNX export "
-    "directory, else torch).",
+    help="Backend (default: onnx for an ONNX export directory and for the bundled model on a "
+    "CPU, else torch).",
 )
 
 
@@ -66,10 +99,14 @@ class Group(click.Group):
 @click.group(cls=Group)
 @click.version_option(package_name="recommender")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Emotion-based music recommendation for Korean text."""
+    from recommender.settings import Settings
+
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = Settings.from_env()
 
 
 def _bar(probabilities: dict[str, float]) -> str:
@@ -85,17 +122,18 @@ def _bar(probabilities: dict[str, float]) -> str:
 def classify(
     texts: tuple[str, ...],
     model: str | None,
-    engine: Engine | None,
+    engine: Backend | None,
     device: str | None,
     as_json: bool,
 ) -> None:
     """Print the emotion vector of each TEXT."""
-    from recommender.classifier import load_classifier
+    from recommender.classifier import EmotionClassifier
     from recommender.emotions import as_mapping
     from recommender.schemas import TextReading, to_json
     from recommender.schemas import emotions as to_emotions
 
-    classifier = load_classifier(model, engine=engine, device=device)
+    settings = _settings(model=model, engine=engine, device=device)
+    classifier = EmotionClassifier.from_pretrained(settings=settings)
     for text, row in zip(texts, classifier.predict_proba(list(texts)), strict=True):
         emotions = as_mapping(row)
         if as_json:
@@ -156,7 +194,7 @@ def index(
     catalogue: str,
     output: str,
     model: str | None,
-    engine: Engine | None,
+    engine: Backend | None,
     batch_size: int,
     index_type: str,
     device: str | None,
@@ -230,7 +268,7 @@ def recommend(
     k: int,
     target: str | None,
     genre: str | None,
-    engine: Engine | None,
+    engine: Backend | None,
     device: str | None,
     as_json: bool,
 ) -> None:
@@ -238,7 +276,9 @@ def recommend(
     from recommender.schemas import to_json
     from recommender.service import Recommender
 
-    service = Recommender.load(model, index, device=device, engine=engine)
+    service = Recommender.load(
+        settings=_settings(model=model, index=index, device=device, engine=engine)
+    )
     filters = {"genre": genre} if genre else None
     result = service.recommend(text, k, target=target, filters=filters)
     if as_json:
@@ -271,14 +311,15 @@ def serve(
     port: int,
     workers: int,
     threads: int,
-    engine: Engine | None,
+    engine: Backend | None,
     device: str | None,
 ) -> None:
     """Serve the HTTP API under gunicorn (each worker loads the model after fork)."""
     from recommender.server import serve as run_server
     from recommender.service import SAMPLE_CATALOGUE, SAMPLE_INDEX, default_index
 
-    target = Path(index or default_index())
+    settings = _settings(model=model, index=index, device=device, engine=engine)
+    target = Path(default_index(settings))
     if not target.exists() and target == SAMPLE_INDEX and SAMPLE_CATALOGUE.exists():
         # First start without a shipped sample index: build it in a child process, so that the
         # gunicorn master never holds a model.
@@ -292,14 +333,14 @@ def serve(
             "-o",
             str(target),
         ]
-        if model:
-            command += ["--model", model]
-        if engine:
-            command += ["--engine", engine]
+        if settings.model:
+            command += ["--model", settings.model]
+        if settings.engine:
+            command += ["--engine", settings.engine]
         if subprocess.run(command, check=False).returncode:
             raise click.ClickException("building the sample index failed")
-    config = {"MODEL": model, "INDEX": str(target), "DEVICE": device, "ENGINE": engine}
-    run_server(host=host, port=port, workers=workers, threads=threads, app_config=config)
+    settings = settings.replace(index=str(target))
+    run_server(settings, host=host, port=port, workers=workers, threads=threads)
 
 
 def _tuning_options(command: Any) -> Any:
@@ -331,19 +372,19 @@ def _tuning_options(command: Any) -> Any:
 
 
 @main.command()
-@click.option(
+@setting_option(
     "--data-dir",
-    envvar="RECOMMENDER_DATA_DIR",
-    required=True,
-    type=click.Path(file_okay=False, exists=True),
-    help="The shared data folder (emotion/, corpus/) [env RECOMMENDER_DATA_DIR].",
-)
-@click.option(
-    "--diary-dir",
-    envvar="RECOMMENDER_DIARY_DIR",
+    setting="data_dir",
     default=None,
     type=click.Path(file_okay=False, exists=True),
-    help="Team diary set folder with train.tsv [env RECOMMENDER_DIARY_DIR].",
+    help="The shared data folder (emotion/, corpus/); required.",
+)
+@setting_option(
+    "--diary-dir",
+    setting="diary_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="Team diary set folder with train.tsv.",
 )
 @click.option(
     "-o", "--output-dir", "--output", "output_dir", required=True, type=click.Path(file_okay=False)
@@ -353,7 +394,7 @@ def _tuning_options(command: Any) -> Any:
 @DEVICE
 @_tuning_options
 def train(
-    data_dir: str,
+    data_dir: str | None,
     diary_dir: str | None,
     output_dir: str,
     preset: str,
@@ -368,14 +409,17 @@ def train(
     from recommender.training import TrainOptions
     from recommender.training.train import train as run_training
 
+    settings = _settings(data_dir=data_dir, diary_dir=diary_dir, device=device)
+    if settings.data_dir is None:
+        raise click.UsageError("Missing option '--data-dir' (or RECOMMENDER_DATA_DIR).")
     if tuning["init_from"]:
         tuning["init_from"] = Path(tuning["init_from"])
     options = TrainOptions(
-        data_dir=Path(data_dir),
-        diary_dir=Path(diary_dir) if diary_dir else None,
+        data_dir=settings.data_dir,
+        diary_dir=settings.diary_dir,
         output_dir=Path(output_dir),
         seed=seed,
-        device=device,
+        device=settings.device,
         preset=preset,  # type: ignore[arg-type]
         **tuning,
     )
@@ -396,18 +440,19 @@ def evaluate(
     text_column: str,
     label_column: str,
     model: str | None,
-    engine: Engine | None,
+    engine: Backend | None,
     batch_size: int,
     device: str | None,
     as_json: bool,
 ) -> None:
     """Score a model on a labelled CSV/TSV: accuracy, macro-F1, per class, confusion matrix."""
-    from recommender.classifier import load_classifier
+    from recommender.classifier import EmotionClassifier
     from recommender.evaluation import evaluate as run_evaluation
     from recommender.evaluation import load_labelled
 
+    settings = _settings(model=model, engine=engine, device=device)
     labelled = load_labelled(data, text_column=text_column, label_column=label_column)
-    classifier = load_classifier(model, engine=engine, device=device, batch_size=batch_size)
+    classifier = EmotionClassifier.from_pretrained(settings=settings, batch_size=batch_size)
     report = run_evaluation(classifier, labelled, batch_size=batch_size)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.format())
 
@@ -424,7 +469,7 @@ def evaluate(
 )
 def export_onnx(checkpoint: str, output: str, int8: bool, fuse: bool) -> None:
     """Export a CHECKPOINT directory to ONNX for the onnx engine (`--engine onnx`)."""
-    from recommender.onnx_engine import export_onnx as run_export
+    from recommender.onnx_export import export_onnx as run_export
 
     run_export(checkpoint, output, quantize=int8, fuse=fuse)
     click.echo(f"Exported {checkpoint} ({'int8' if int8 else 'fp32'}) to {output}")

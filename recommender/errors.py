@@ -16,6 +16,12 @@ class InvalidInputError(RecommenderError, ValueError):
     code = "invalid_input"
 
 
+class ConfigurationError(RecommenderError, ValueError):
+    """A ``RECOMMENDER_*`` environment variable (or setting) whose value cannot be used."""
+
+    code = "invalid_configuration"
+
+
 class ModelLoadError(RecommenderError):
     """A model that cannot be found, downloaded or mapped onto the six emotions."""
 

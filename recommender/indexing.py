@@ -82,11 +82,11 @@ class IndexOptions:
 
     def load_classifier(self, device: str | None = None) -> EmotionModel:
         """The classifier these options name, through the project's one loader."""
-        from recommender.classifier import load_classifier
+        from recommender.classifier import EmotionClassifier
 
-        return load_classifier(
+        return EmotionClassifier.from_pretrained(
             self.model,
-            engine=self.engine,
+            backend=self.engine,
             device=device or self.device,
             batch_size=self.batch_size,
         )

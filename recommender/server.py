@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+from recommender.placement import available_cores
+from recommender.settings import Settings
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     """gunicorn with its options given in code; the app is created in each worker.
 
     ``preload_app`` stays off, so ``load()`` runs in every worker after the fork and each loads
-    its own model: torch state is never shared across a fork, and the master stays small.
+    its own model: no runtime state is shared across a fork, and the master stays small.
     """
 
-    def __init__(
-        self, app_config: dict[str, Any], options: dict[str, Any], *, torch_threads: int
-    ) -> None:
-        self.app_config = app_config
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
         self.options = options
-        self.torch_threads = torch_threads
         super().__init__()
 
     def load_config(self) -> None:
@@ -30,32 +29,28 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         import faiss
-        import torch
 
-        # Workers share the machine's cores: splitting them avoids oversubscription. FAISS gets
-        # the same share: a one-query search gains nothing from more, and idle OpenMP threads
-        # spin on cores the other workers need.
-        torch.set_num_threads(self.torch_threads)
-        faiss.omp_set_num_threads(self.torch_threads)
-        from recommender.api import EXTENSION, create_app
+        from recommender.api import create_app
 
-        app = create_app(self.app_config)
-        # Take requests only once this worker's model and index are loaded (or failed): a
-        # worker still loading (at start, or restarted) would otherwise answer them with 503
-        # while its siblings are ready.
-        app.extensions[EXTENSION].wait()
-        return app
+        # FAISS gets the model's share of the cores: a one-query search gains nothing from
+        # more, and idle OpenMP threads spin on cores the other workers need.
+        if self.settings.threads is not None:
+            faiss.omp_set_num_threads(self.settings.threads)
+        # Loaded before the worker takes requests: a worker still loading (at start, or
+        # restarted) would otherwise answer them with 503 while its siblings are ready.
+        return create_app(settings=self.settings, background=False)
 
 
 def serve(
+    settings: Settings,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 2,
     threads: int = 1,
-    app_config: dict[str, Any] | None = None,
 ) -> None:
-    """Run the API under gunicorn until interrupted."""
+    """Run the API under gunicorn until interrupted; unless ``settings`` name a thread count,
+    the workers split this process's cores between them."""
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -65,5 +60,6 @@ def serve(
         "accesslog": "-",
         "worker_class": "gthread" if threads > 1 else "sync",
     }
-    torch_threads = max(1, (os.cpu_count() or 1) // workers)
-    GunicornServer(app_config or {}, options, torch_threads=torch_threads).run()
+    if settings.threads is None:
+        settings = settings.replace(threads=max(1, available_cores() // workers))
+    GunicornServer(settings, options).run()

@@ -15,6 +15,7 @@ from recommender.classifier import EmotionModel, Engine
 from recommender.emotions import as_mapping
 from recommender.ranking import RankedTrack, rank, shift_query
 from recommender.schemas import RecommendRequest, RecommendResponse, emotions, parse
+from recommender.settings import Settings
 from recommender.track_index import TrackIndex
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,10 @@ SAMPLE_CATALOGUE = Path(__file__).resolve().parent.parent / "catalog" / "sample.
 SAMPLE_INDEX = SAMPLE_CATALOGUE.parent / "sample_index"
 
 
-def default_index() -> str:
-    """The index used when none is named: ``RECOMMENDER_INDEX``, else the sample catalogue's."""
-    return os.environ.get("RECOMMENDER_INDEX") or str(SAMPLE_INDEX)
+def default_index(settings: Settings | None = None) -> str:
+    """The index used when none is named: the ``index`` setting (``RECOMMENDER_INDEX``), else
+    the sample catalogue's."""
+    return (settings or Settings.from_env()).index or str(SAMPLE_INDEX)
 
 
 @dataclass(frozen=True)
@@ -58,20 +60,35 @@ class Recommender:
     @classmethod
     def load(
         cls,
-        model: str | None = None,
+        model: str | os.PathLike[str] | None = None,
         index: str | os.PathLike[str] | None = None,
         *,
         device: str | None = None,
         engine: Engine | None = None,
+        threads: int | None = None,
+        settings: Settings | None = None,
     ) -> Recommender:
         """Load a model (default: configured) and the index built with it (default: sample)."""
-        from recommender.classifier import load_classifier
+        from recommender.classifier import EmotionClassifier
 
-        classifier = load_classifier(model, engine=engine, device=device)
-        track_index = TrackIndex.load(
-            index if index is not None else default_index(),
-            checkpoint=classifier.source_fingerprint,
+        settings = (settings or Settings.from_env()).replace(
+            model=None if model is None else str(model),
+            index=None if index is None else str(index),
             device=device,
+            engine=engine,
+            threads=threads,
+        )
+        return cls.with_index(EmotionClassifier.from_pretrained(settings=settings), settings)
+
+    @classmethod
+    def with_index(cls, classifier: EmotionModel, settings: Settings | None = None) -> Recommender:
+        """``classifier`` with the configured index, checked to have been built with it; on
+        the GPU when the classifier's placement put FAISS there."""
+        placement = getattr(classifier, "placement", None)
+        track_index = TrackIndex.load(
+            default_index(settings),
+            checkpoint=classifier.source_fingerprint,
+            device="cuda" if placement is not None and placement.faiss_gpu else "cpu",
         )
         log.info("loaded %s and an index of %d tracks", classifier.name, len(track_index))
         return cls(classifier, track_index)

@@ -27,6 +27,7 @@ from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
 from recommender.errors import IndexLoadError, InvalidInputError
 from recommender.faiss_indexes import IndexType
+from recommender.placement import faiss_gpus
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,6 @@ def _embed(probabilities: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.sqrt(probabilities), dtype=np.float32)
 
 
-def _gpu_count() -> int:
-    import faiss
-
-    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-
-
 class TrackIndex:
     """Search over a catalogue's emotion vectors, with the tracks' metadata beside them.
 
@@ -187,7 +182,7 @@ class TrackIndex:
 
     @staticmethod
     def _choose_device(device: str | None) -> str:
-        gpus = _gpu_count()
+        gpus = faiss_gpus()
         if device is None:
             device = "cuda" if gpus else "cpu"
         elif device.startswith("cuda") and not gpus:
@@ -217,10 +212,6 @@ class TrackIndex:
         scores = np.clip(scores, 0.0, 1.0).astype(np.float32, copy=False)
         scores[ids < 0] = -np.inf
         return SearchResult(scores, ids.astype(np.int64, copy=False))
-
-    def track(self, row: int) -> dict[str, Any]:
-        """The metadata of one row, as a plain dict."""
-        return self.tracks.slice(int(row), 1).to_pylist()[0]
 
     def rows_of(self, track_ids: Iterable[str]) -> list[int]:
         """Row numbers of the given track ids (unknown ids are skipped)."""

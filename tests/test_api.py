@@ -8,10 +8,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from recommender.api import DEFAULTS, EXTENSION, create_app
+from recommender.api import EXTENSION, create_app
+from recommender.classifier import EmotionClassifier
 from recommender.emotions import EMOTIONS
-from recommender.errors import InvalidInputError
+from recommender.errors import ConfigurationError
 from recommender.service import Recommender
+from recommender.settings import Settings
 from tests.catalogue import load_index, make_index
 
 HAPPY_TEXT = "오늘은 정말 행복한 하루였다"
@@ -347,7 +349,7 @@ def test_unexpected_exception_is_a_json_500(app: Flask, service: Recommender, mo
         raise RuntimeError("a bug, with a secret detail")
 
     monkeypatch.setattr(service, "answer", broken)
-    monkeypatch.setattr(service, "classify", broken)
+    monkeypatch.setattr(service.classifier, "predict_proba", broken)
     client = app.test_client()
     for path, body in [("/recommend", {"text": HAPPY_TEXT}), ("/classify", {"texts": ["a"]})]:
         response = client.post(path, json=body)
@@ -383,15 +385,18 @@ def test_ready_is_503_while_loading(service: Recommender, monkeypatch):
 
     def slow_load(*args, **kwargs):
         release.wait(timeout=30)
-        return service
+        return service.classifier
 
-    monkeypatch.setattr(Recommender, "load", slow_load)
+    monkeypatch.setattr(EmotionClassifier, "from_pretrained", slow_load)
+    monkeypatch.setattr(Recommender, "with_index", lambda classifier, settings: service)
     app = create_app()
     client = app.test_client()
     try:
         assert_error(client.get("/ready"), 503, "not_ready", "still loading")
         response = client.post("/recommend", json={"text": HAPPY_TEXT})
         assert_error(response, 503, "not_ready", "still loading; retry shortly")
+        response = client.post("/classify", json={"texts": [HAPPY_TEXT]})
+        assert_error(response, 503, "not_ready", "model is still loading")
     finally:
         release.set()
     assert app.extensions[EXTENSION].wait(timeout=30)
@@ -399,32 +404,78 @@ def test_ready_is_503_while_loading(service: Recommender, monkeypatch):
     assert client.post("/recommend", json={"text": HAPPY_TEXT, "k": 2}).status_code == 200
 
 
+def test_classify_answers_once_the_model_is_loaded_while_the_index_loads(
+    service: Recommender, monkeypatch
+):
+    import threading
+
+    release = threading.Event()
+
+    def slow_index(classifier, settings):
+        release.wait(timeout=30)
+        return service
+
+    monkeypatch.setattr(EmotionClassifier, "from_pretrained", lambda **kw: service.classifier)
+    monkeypatch.setattr(Recommender, "with_index", slow_index)
+    app = create_app()
+    client = app.test_client()
+    try:
+        for _ in range(300):  # the model "loads" at once; wait for the thread to store it
+            if app.extensions[EXTENSION].classifier is not None:
+                break
+            threading.Event().wait(0.01)
+        response = client.post("/classify", json={"texts": [HAPPY_TEXT]})
+        assert response.status_code == 200
+        emotions = response.get_json()["results"][0]["emotions"]
+        assert max(emotions, key=emotions.get) == "happy"
+        assert_error(client.get("/ready"), 503, "not_ready", "still loading")
+        assert_error(client.post("/recommend", json={"text": HAPPY_TEXT}), 503, "not_ready", "")
+    finally:
+        release.set()
+    assert app.extensions[EXTENSION].wait(timeout=30)
+    assert client.get("/ready").status_code == 200
+
+
 def test_load_uses_the_configured_model_index_and_device(
     tmp_path: Path, service: Recommender, monkeypatch
 ):
-    seen: dict[str, Any] = {}
+    seen: dict[str, Settings] = {}
 
-    def fake_load(model=None, index=None, **kwargs):
-        seen.update(model=model, index=index, **kwargs)
+    def fake_model(**kwargs):
+        seen["model"] = kwargs["settings"]
+        return service.classifier
+
+    def fake_index(classifier, settings):
+        seen["index"] = settings
         return service
 
-    monkeypatch.setattr(Recommender, "load", fake_load)
+    monkeypatch.setattr(EmotionClassifier, "from_pretrained", fake_model)
+    monkeypatch.setattr(Recommender, "with_index", fake_index)
+    monkeypatch.setenv("RECOMMENDER_ENGINE", "onnx")
     app = create_app({"MODEL": "some/model", "INDEX": str(tmp_path), "DEVICE": "cpu"})
     assert app.extensions[EXTENSION].wait(timeout=30)
-    assert seen["model"] == "some/model"
-    assert seen["index"] == str(tmp_path)
-    assert seen["device"] == "cpu"
+    assert seen["model"].model == "some/model" and seen["model"].device == "cpu"
+    assert seen["model"].engine == "onnx"  # from the environment
+    assert seen["index"].index == str(tmp_path)
+
+
+def test_synchronous_load_is_done_when_the_app_is_returned(service: Recommender, monkeypatch):
+    monkeypatch.setattr(EmotionClassifier, "from_pretrained", lambda **kw: service.classifier)
+    monkeypatch.setattr(Recommender, "with_index", lambda classifier, settings: service)
+    app = create_app(background=False)
+    assert app.extensions[EXTENSION].service is service
+    assert app.test_client().get("/ready").status_code == 200
 
 
 # --- configuration --------------------------------------------------------------------------
 
 
 def test_config_precedence(service: Recommender, monkeypatch):
-    for key in DEFAULTS:
-        monkeypatch.delenv(f"RECOMMENDER_{key}", raising=False)
+    for field in Settings.model_fields:
+        monkeypatch.delenv(Settings.env_name(field), raising=False)
     app = create_app(service=service)
-    assert app.config["MAX_TEXT_LENGTH"] == DEFAULTS["MAX_TEXT_LENGTH"] == 5000
-    assert app.config["MAX_TEXTS"] == DEFAULTS["MAX_TEXTS"]
+    assert app.config["MAX_TEXT_LENGTH"] == Settings().max_text_length == 5000
+    assert app.config["MAX_TEXTS"] == Settings().max_texts
 
     monkeypatch.setenv("RECOMMENDER_MAX_TEXT_LENGTH", "20")
     monkeypatch.setenv("RECOMMENDER_MAX_TEXTS", "7")
@@ -474,11 +525,16 @@ def test_per_artist_null_lifts_the_cap(client: FlaskClient):
     assert len(artists) == 6 and len(artists) > len(set(artists))
 
 
-@pytest.mark.parametrize("value", ["abc", "-5", "1.5"])
-def test_bad_integer_setting_in_the_environment_is_named(service: Recommender, monkeypatch, value):
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("abc", "valid integer"), ("-5", "greater than or equal to 1"), ("1.5", "valid integer")],
+)
+def test_bad_integer_setting_in_the_environment_is_named(
+    service: Recommender, monkeypatch, value, reason
+):
     monkeypatch.setenv("RECOMMENDER_MAX_K", value)
-    message = f"RECOMMENDER_MAX_K must be a whole number; got '{value}'"
-    with pytest.raises(InvalidInputError, match=message):
+    message = f"^RECOMMENDER_MAX_K='{value}' is not usable: .*{reason}"
+    with pytest.raises(ConfigurationError, match=message):
         create_app(service=service)
 
 

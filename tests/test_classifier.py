@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.classifier import EmotionClassifier, default_model, validate_texts
+from recommender.classifier import BUNDLED_MODEL, EmotionClassifier, resolve_model
 from recommender.emotions import EMOTIONS, label_order
 from recommender.errors import InvalidInputError, ModelLoadError
+from recommender.texts import validate_texts
 
 from .conftest import BAD_TEXTS, save_tiny_checkpoint
 
@@ -169,11 +170,12 @@ def test_missing_local_path_and_file_path(tmp_path: Path):
 
 def test_default_model_follows_environment(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("RECOMMENDER_MODEL", str(tiny_model_dir))
-    assert default_model() == str(tiny_model_dir)
+    monkeypatch.delenv("RECOMMENDER_ENGINE", raising=False)
+    assert resolve_model() == (str(tiny_model_dir), "torch")
     classifier = EmotionClassifier.from_pretrained(device="cpu")
     assert classifier.name == str(tiny_model_dir)
     monkeypatch.delenv("RECOMMENDER_MODEL")
-    assert default_model().endswith("bundled_model")
+    assert resolve_model(engine="torch")[0] == str(BUNDLED_MODEL)
 
 
 def test_fingerprint_depends_on_weights(tmp_path: Path, tiny_classifier):

@@ -20,8 +20,8 @@ from recommender.indexing import (
     scan_catalogue,
     work_dir,
 )
+from recommender.testing import FakeClassifier
 from recommender.track_index import MANIFEST, ModelIdentity, TrackIndex
-from tests.conftest import FakeClassifier
 
 ROWS = [
     {
@@ -292,7 +292,7 @@ def test_a_file_edited_after_planning_is_refused(tmp_path: Path, fake_classifier
 
 STALLING_RUN = """
 import sys, time
-from tests.conftest import FakeClassifier
+from recommender.testing import FakeClassifier
 from recommender.indexing import IndexOptions, build_index
 
 class Stalling(FakeClassifier):

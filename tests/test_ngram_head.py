@@ -10,7 +10,7 @@ from recommender.classifier import EmotionClassifier
 from recommender.emotions import EMOTIONS
 from recommender.errors import ModelLoadError
 from recommender.ngram_head import HEAD_FILE, NgramHead, sharpen
-from recommender.onnx_engine import OnnxEmotionClassifier, export_onnx
+from recommender.onnx_export import export_onnx
 
 CUES = {
     "angry": ["정말 화가 난다", "짜증 나 죽겠다", "화가 치민다 짜증"],
@@ -124,6 +124,6 @@ def test_both_engines_mix_the_checkpoint_head(model_with_head, tiny_classifier, 
     assert with_head.fingerprint != tiny_classifier.fingerprint
     exported = export_onnx(model_with_head, tmp_path / "onnx")
     assert (exported / HEAD_FILE).is_file()
-    onnx_model = OnnxEmotionClassifier.from_pretrained(exported)
+    onnx_model = EmotionClassifier.from_pretrained(exported, backend="onnx")
     assert onnx_model.source_fingerprint == with_head.fingerprint
     np.testing.assert_allclose(onnx_model.predict_proba(texts), expected, atol=1e-4)

@@ -18,19 +18,18 @@ from recommender.classifier import (
 )
 from recommender.emotions import EMOTIONS
 from recommender.indexing import read_catalogue
-from recommender.onnx_engine import OnnxEmotionClassifier
 from recommender.service import SAMPLE_CATALOGUE, SAMPLE_INDEX, Recommender
 from recommender.track_index import MANIFEST
 
 
 @pytest.fixture(scope="module")
 def bundled() -> EmotionClassifier:
-    return EmotionClassifier.from_pretrained(BUNDLED_MODEL, device="cpu")
+    return EmotionClassifier.from_pretrained(BUNDLED_MODEL, device="cpu", backend="torch")
 
 
 @pytest.fixture(scope="module")
-def bundled_onnx() -> OnnxEmotionClassifier:
-    return OnnxEmotionClassifier.from_pretrained(BUNDLED_ONNX, device="cpu")
+def bundled_onnx() -> EmotionClassifier:
+    return EmotionClassifier.from_pretrained(BUNDLED_ONNX, device="cpu")
 
 
 def test_bundled_model_is_small_and_labelled_canonically(bundled):
@@ -70,7 +69,18 @@ def test_default_engine_is_the_onnx_export_on_a_cpu(monkeypatch):
     assert resolve_model(device="cpu") == (str(BUNDLED_ONNX), "onnx")
     assert resolve_model(engine="torch", device="cpu") == (str(BUNDLED_MODEL), "torch")
     monkeypatch.setenv("RECOMMENDER_ENGINE", "torch")
-    assert isinstance(load_classifier(device="cpu"), EmotionClassifier)
+    assert load_classifier(device="cpu").backend.name == "torch"
+
+
+def test_every_entry_point_means_the_same_default_model(monkeypatch, bundled_onnx):
+    monkeypatch.delenv("RECOMMENDER_MODEL", raising=False)
+    monkeypatch.delenv("RECOMMENDER_ENGINE", raising=False)
+    contract = EmotionClassifier.from_pretrained(device="cpu")  # DESIGN's entry point
+    compatible = load_classifier(device="cpu")
+    served = Recommender.load(device="cpu").classifier
+    assert contract.name == compatible.name == served.name == str(BUNDLED_ONNX)
+    assert contract.fingerprint == compatible.fingerprint == served.fingerprint
+    assert contract.fingerprint == bundled_onnx.fingerprint
 
 
 def test_sample_index_was_built_with_the_bundled_model(bundled):
@@ -89,8 +99,7 @@ def test_default_service_answers_the_readme_example(monkeypatch, engine):
     monkeypatch.delenv("RECOMMENDER_INDEX", raising=False)
     monkeypatch.delenv("RECOMMENDER_ENGINE", raising=False)
     service = Recommender.load(device="cpu", engine=engine)
-    expected = OnnxEmotionClassifier if engine == "onnx" else EmotionClassifier
-    assert type(service.classifier) is expected
+    assert service.classifier.backend.name == engine
     result = service.recommend("오늘은 정말 행복한 하루였다.", 5)
     assert len(result.tracks) == 5
     assert abs(sum(result.emotions.values()) - 1) < 1e-3

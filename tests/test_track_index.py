@@ -197,9 +197,9 @@ def test_load_refuses_missing_file(tmp_path: Path):
 
 
 def test_cuda_index_without_gpu_faiss_is_refused():
-    from recommender.track_index import _gpu_count
+    from recommender.placement import faiss_gpus
 
-    if _gpu_count():
+    if faiss_gpus():
         pytest.skip("a GPU is present")
     with pytest.raises(InvalidInputError, match="sees no GPU"):
         TrackIndex(softmax_rows(3), make_index(3).tracks, model=MODEL, device="cuda")
@@ -207,9 +207,9 @@ def test_cuda_index_without_gpu_faiss_is_refused():
 
 @pytest.mark.gpu
 def test_gpu_index_matches_cpu_index():
-    from recommender.track_index import _gpu_count
+    from recommender.placement import faiss_gpus
 
-    if not _gpu_count():
+    if not faiss_gpus():
         pytest.skip("needs faiss-gpu and a CUDA GPU")
     cpu = make_index(n=1000)
     gpu = TrackIndex(cpu.vectors, cpu.tracks, model=MODEL, device="cuda")

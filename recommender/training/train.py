@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.classifier import resolve_device
 from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
 from recommender.evaluation import LabelledData, compute_metrics
 from recommender.ngram_head import HEAD_FILE, NgramHead
+from recommender.placement import decide
 from recommender.training import data as datasets
 from recommender.training.options import Hyperparameters, TrainOptions
 
@@ -79,10 +79,10 @@ def train(options: TrainOptions) -> Path:
 
     options = options.resolved()
     hp = options.hyperparameters()
-    device_name = resolve_device(options.device)
+    placement = decide(options.device, options.num_threads, backend="torch")
+    device_name = placement.device
     device = torch.device(device_name)
     if options.num_threads is not None:
-        # One thread is much faster than two on a busy two-core machine (no spin contention).
         torch.set_num_threads(options.num_threads)
     _seed_everything(options.seed, device_name)
     started = time.monotonic()

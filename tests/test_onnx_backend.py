@@ -9,8 +9,10 @@ from click.testing import CliRunner
 
 from recommender.classifier import EmotionClassifier, EmotionModel, load_classifier
 from recommender.cli import main
-from recommender.errors import InvalidInputError, ModelLoadError
-from recommender.onnx_engine import METADATA_FILE, OnnxEmotionClassifier, export_onnx, is_onnx_dir
+from recommender.errors import ConfigurationError, InvalidInputError, ModelLoadError
+from recommender.onnx_backend import METADATA_FILE, is_onnx_dir
+from recommender.onnx_engine import OnnxEmotionClassifier
+from recommender.onnx_export import export_onnx
 
 from .conftest import BAD_TEXTS, SENTENCES
 
@@ -32,9 +34,9 @@ def onnx_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def onnx_models(onnx_dirs: dict[str, Path]) -> dict[str, OnnxEmotionClassifier]:
+def onnx_models(onnx_dirs: dict[str, Path]) -> dict[str, EmotionClassifier]:
     return {
-        precision: OnnxEmotionClassifier.from_pretrained(path, batch_size=4)
+        precision: EmotionClassifier.from_pretrained(path, backend="onnx", batch_size=4)
         for precision, path in onnx_dirs.items()
     }
 
@@ -108,7 +110,7 @@ def test_fingerprints_differ_by_engine_and_precision(onnx_models, onnx_dirs, tin
         "int8": onnx_models["int8"].fingerprint,
     }
     assert len(set(fingerprints.values())) == 3
-    again = OnnxEmotionClassifier.from_pretrained(onnx_dirs["fp32"])
+    again = EmotionClassifier.from_pretrained(onnx_dirs["fp32"])
     assert again.fingerprint == fingerprints["fp32"]
 
 
@@ -121,34 +123,51 @@ def test_bad_texts_are_refused_as_by_pytorch(onnx_models, texts, message):
         onnx_models["fp32"].predict_proba(texts)
 
 
-def test_loader_picks_engine_from_directory_option_and_environment(
+def backend_of(classifier: EmotionClassifier) -> str:
+    return classifier.backend.name
+
+
+def test_loader_picks_backend_from_directory_option_and_environment(
     monkeypatch, tiny_model_dir, onnx_dirs
 ):
     monkeypatch.delenv("RECOMMENDER_ENGINE", raising=False)
-    assert isinstance(load_classifier(tiny_model_dir, device="cpu"), EmotionClassifier)
-    assert isinstance(load_classifier(onnx_dirs["int8"]), OnnxEmotionClassifier)
-    assert isinstance(load_classifier(onnx_dirs["fp32"], engine="onnx"), OnnxEmotionClassifier)
+    assert backend_of(load_classifier(tiny_model_dir, device="cpu")) == "torch"
+    assert backend_of(load_classifier(onnx_dirs["int8"])) == "onnx"
+    assert (
+        backend_of(EmotionClassifier.from_pretrained(onnx_dirs["fp32"], backend="onnx")) == "onnx"
+    )
     monkeypatch.setenv("RECOMMENDER_ENGINE", "onnx")
-    assert isinstance(load_classifier(onnx_dirs["fp32"]), OnnxEmotionClassifier)
+    assert backend_of(EmotionClassifier.from_pretrained(onnx_dirs["fp32"])) == "onnx"
     monkeypatch.setenv("RECOMMENDER_MODEL", str(onnx_dirs["fp32"]))
     assert load_classifier().name == str(onnx_dirs["fp32"])
+    assert EmotionClassifier.from_pretrained().name == str(onnx_dirs["fp32"])
     # An explicit option wins over the environment.
     monkeypatch.setenv("RECOMMENDER_ENGINE", "torch")
-    assert isinstance(load_classifier(onnx_dirs["fp32"], engine="onnx"), OnnxEmotionClassifier)
-    assert isinstance(load_classifier(tiny_model_dir, device="cpu"), EmotionClassifier)
+    assert backend_of(load_classifier(onnx_dirs["fp32"], engine="onnx")) == "onnx"
+    assert backend_of(EmotionClassifier.from_pretrained(tiny_model_dir, device="cpu")) == "torch"
 
 
-def test_loader_refuses_mismatched_or_unknown_engines(monkeypatch, tiny_model_dir, onnx_dirs):
+def test_loader_refuses_mismatched_or_unknown_backends(monkeypatch, tiny_model_dir, onnx_dirs):
     monkeypatch.delenv("RECOMMENDER_ENGINE", raising=False)
     with pytest.raises(ModelLoadError, match="not an ONNX export.*export-onnx"):
-        load_classifier(tiny_model_dir, engine="onnx")
+        EmotionClassifier.from_pretrained(tiny_model_dir, backend="onnx")
     with pytest.raises(ModelLoadError, match="is an ONNX export.*engine 'onnx'"):
-        load_classifier(onnx_dirs["fp32"], engine="torch")
-    with pytest.raises(InvalidInputError, match="engine must be one of torch, onnx; got 'tf'"):
+        EmotionClassifier.from_pretrained(onnx_dirs["fp32"], backend="torch")
+    with pytest.raises(ConfigurationError, match="setting 'engine'='tf'.*'torch' or 'onnx'"):
         load_classifier(tiny_model_dir, engine="tf")  # type: ignore[arg-type]
     monkeypatch.setenv("RECOMMENDER_ENGINE", "tensorrt")
-    with pytest.raises(InvalidInputError, match="got 'tensorrt'"):
-        load_classifier(tiny_model_dir)
+    with pytest.raises(ConfigurationError, match="^RECOMMENDER_ENGINE='tensorrt' is not usable"):
+        EmotionClassifier.from_pretrained(tiny_model_dir)
+
+
+def test_onnx_classifier_name_still_loads_with_a_deprecation_warning(onnx_dirs, onnx_models):
+    with pytest.warns(DeprecationWarning, match="backend='onnx'"):
+        old = OnnxEmotionClassifier.from_pretrained(onnx_dirs["int8"], batch_size=4)
+    assert isinstance(old, OnnxEmotionClassifier) and old.precision == "int8"
+    assert old.fingerprint == onnx_models["int8"].fingerprint
+    np.testing.assert_array_equal(
+        old.predict_proba(TEXTS), onnx_models["int8"].predict_proba(TEXTS)
+    )
 
 
 def test_cuda_request_without_cuda_provider_is_refused(onnx_dirs):
@@ -157,7 +176,7 @@ def test_cuda_request_without_cuda_provider_is_refused(onnx_dirs):
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("CUDA provider present")
     with pytest.raises(ModelLoadError, match="no CUDA provider"):
-        OnnxEmotionClassifier.from_pretrained(onnx_dirs["fp32"], device="cuda")
+        EmotionClassifier.from_pretrained(onnx_dirs["fp32"], backend="onnx", device="cuda")
 
 
 def test_cli_exports_and_classifies_with_the_onnx_engine(tmp_path, tiny_model_dir, onnx_models):
