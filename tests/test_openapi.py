@@ -75,7 +75,7 @@ def test_the_document_carries_the_configured_limits(app: Flask):
     )
     assert schemas["ClassifyRequest"]["properties"]["texts"]["maxItems"] == 3
     assert "x-limits" not in str(document)
-    served = create_app({"MAX_K": 9}, service=app.extensions[EXTENSION].service)
+    served = create_app({"MAX_K": 9, "DEFAULT_K": 4}, service=app.extensions[EXTENSION].service)
     body = served.test_client().get("/openapi.json").get_json()
     assert body["components"]["schemas"]["RecommendRequest"]["properties"]["k"]["maximum"] == 9
 
