@@ -205,7 +205,7 @@ def test_the_server_refusing_a_text_is_shown_in_words(page):
 
 
 def test_a_service_still_loading_is_shown_in_words(browser):
-    app = create_app(service=object())  # type: ignore[arg-type]
+    app = create_app(service=SimpleNamespace(classifier=None))  # type: ignore[arg-type]
     # A slot with nothing loaded yet and no error: what every worker holds while loading.
     app.extensions[EXTENSION] = SimpleNamespace(service=None, classifier=None, error=None)
     loading = Server(app)
