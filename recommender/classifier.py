@@ -22,6 +22,7 @@ from recommender import hub, onnx_backend, torch_backend
 from recommender.backends import Backend
 from recommender.emotions import label_order
 from recommender.errors import ModelLoadError
+from recommender.model_safety import check_model_dir
 from recommender.ngram_head import NgramHead, combined_fingerprint
 from recommender.onnx_backend import is_onnx_dir
 from recommender.placement import Placement, decide, torch_cuda
@@ -58,6 +59,19 @@ class EmotionModel(Protocol):
         ...
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def public_name(name: str | os.PathLike[str]) -> str:
+    """How a model is named where others see it (manifests, ``/ready``): a hub id as it is,
+    the bundled model as ``bundled``, any other directory by its own name, never its path."""
+    path = Path(name)
+    if not path.exists():
+        return str(name)
+    resolved, bundled = path.resolve(), BUNDLED_MODEL.resolve()
+    if resolved.is_relative_to(bundled):
+        inner = resolved.relative_to(bundled).as_posix()
+        return "bundled" if inner == "." else f"bundled/{inner}"
+    return resolved.name
 
 
 def resolve_model(
@@ -183,6 +197,8 @@ class EmotionClassifier:
                 f"{name!r} is an ONNX export; load it with engine 'onnx', or pass its source "
                 f"checkpoint to use the PyTorch engine"
             )
+        if local:  # models are data: refused before anything in the directory is read
+            check_model_dir(name)
         if chosen == "torch":
             torch_backend.require_torch()
         placement = decide(settings.device, settings.threads, backend=chosen)
@@ -281,7 +297,8 @@ def _tokenizer_and_config(name: str) -> tuple[Any, Any]:
 
     with _quiet_transformers():
         try:
-            tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True)
-            return tokenizer, AutoConfig.from_pretrained(name)
+            # Never the checkpoint's own code, and never a prompt asking whether to run it.
+            tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=False)
+            return tokenizer, AutoConfig.from_pretrained(name, trust_remote_code=False)
         except (OSError, ValueError) as error:
             raise hub.load_error(name, error) from None

@@ -28,6 +28,7 @@ from recommender.indexing import (
     IndexSummary,
     finish_index,
     identity,
+    index_writer,
     plan_index,
     progress_bar,
 )
@@ -176,6 +177,18 @@ def build_index_on_ray(
     options = options or IndexOptions()
     ray_options = ray_options or RayOptions()
     files = catalogue_files(catalogue)
+    with index_writer(output):  # before Ray starts: a second writer fails at once
+        return _build_on_ray(ray, catalogue, files, output, options, ray_options)
+
+
+def _build_on_ray(
+    ray: Any,
+    catalogue: str | os.PathLike[str],
+    files: list[Any],
+    output: str | os.PathLike[str],
+    options: IndexOptions,
+    ray_options: RayOptions,
+) -> IndexSummary:
     started = not ray.is_initialized()
     if started:
         ray.init(

@@ -42,6 +42,13 @@ class IndexLoadError(RecommenderError):
     status = 503
 
 
+class IndexWriteError(RecommenderError):
+    """An index directory that cannot be written now (another run is writing it)."""
+
+    code = "index_busy"
+    status = 409
+
+
 class DatasetError(RecommenderError):
     """A labelled data file for training or evaluation that cannot be used."""
 

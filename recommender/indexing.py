@@ -35,9 +35,10 @@ from recommender.catalogue import (
     scan_shard,
 )
 from recommender.emotions import EMOTIONS
-from recommender.errors import CatalogueError, IndexLoadError, InvalidInputError
+from recommender.errors import CatalogueError, IndexLoadError, IndexWriteError, InvalidInputError
 from recommender.faiss_indexes import IndexType
-from recommender.track_index import ModelIdentity, TrackIndex, read_manifest
+from recommender.index_manifest import read_manifest
+from recommender.track_index import ModelIdentity, TrackIndex, remove_stale_staging
 
 if TYPE_CHECKING:
     from recommender.classifier import EmotionModel, Engine
@@ -49,6 +50,7 @@ __all__ = [
     "Part",
     "build_index",
     "finish_index",
+    "index_writer",
     "plan_index",
     "read_catalogue",
 ]
@@ -178,7 +180,7 @@ def _previous_vectors(output: Path, model: ModelIdentity) -> dict[str, np.ndarra
     """Vectors by lyrics hash from an existing index at ``output`` made by the same model."""
     try:
         manifest = read_manifest(output)
-        if manifest["model"]["fingerprint"] != model.fingerprint:
+        if manifest.model.fingerprint != model.fingerprint:
             return {}
         previous = TrackIndex.load(output, checkpoint=model.checkpoint, device="cpu")
     except IndexLoadError:
@@ -349,7 +351,49 @@ def finish_index(plan: IndexPlan, options: IndexOptions) -> IndexSummary:
 
 
 def identity(model: EmotionModel) -> ModelIdentity:
-    return ModelIdentity(model.name, model.fingerprint, model.source_fingerprint)
+    """What the manifest records of a model: its public name (no path) and fingerprints."""
+    from recommender.classifier import public_name
+
+    return ModelIdentity(public_name(model.name), model.fingerprint, model.source_fingerprint)
+
+
+def lock_path(output: str | os.PathLike[str]) -> Path:
+    """The writer lock of an index directory: ``.OUTPUT.lock`` beside it."""
+    path = Path(output)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextmanager
+def index_writer(output: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the index's writer lock, or fail at once if another run is writing it.
+
+    Every indexing path (in this process, on Ray) plans and writes inside this, so two runs
+    never overwrite each other's index; what killed runs left behind is removed first. The
+    lock is the operating system's (flock): it goes with the process that held it.
+    """
+    import fcntl
+
+    _check_writable(Path(output))
+    with lock_path(output).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()[:20] or "another process"
+            raise IndexWriteError(
+                f"another `recommender index` run (pid {holder}) is writing {str(output)!r}; "
+                "wait for it to finish"
+            ) from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            for path in remove_stale_staging(output):
+                log.info("removed %s, left by an interrupted run", path)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_index(
@@ -364,17 +408,18 @@ def build_index(
     catalogue has been checked, so a bad catalogue fails at once).
     """
     options = options or IndexOptions()
-    shards = scan_catalogue(catalogue)
-    if model is None:
-        model = options.load_classifier()
-    plan = plan_index(catalogue, shards, output, identity(model), options)
-    with progress_bar(plan, options) as bar:
-        for part in list(plan.todo):
-            texts = part.lyrics()
-            vectors = np.empty((len(texts), len(EMOTIONS)), dtype=np.float32)
-            for start in range(0, len(texts), options.batch_size):
-                stop = start + options.batch_size
-                vectors[start:stop] = model.predict_proba(texts[start:stop])
-                bar.update(len(texts[start:stop]))
-            plan.complete(part, vectors)
-    return finish_index(plan, options)
+    with index_writer(output):  # first: a second writer fails at once
+        shards = scan_catalogue(catalogue)
+        if model is None:
+            model = options.load_classifier()
+        plan = plan_index(catalogue, shards, output, identity(model), options)
+        with progress_bar(plan, options) as bar:
+            for part in list(plan.todo):
+                texts = part.lyrics()
+                vectors = np.empty((len(texts), len(EMOTIONS)), dtype=np.float32)
+                for start in range(0, len(texts), options.batch_size):
+                    stop = start + options.batch_size
+                    vectors[start:stop] = model.predict_proba(texts[start:stop])
+                    bar.update(len(texts[start:stop]))
+                plan.complete(part, vectors)
+        return finish_index(plan, options)

@@ -62,5 +62,7 @@ def load(name: str, config: Any, placement: Placement) -> TorchBackend:
     from transformers import AutoModelForSequenceClassification
 
     torch.set_num_threads(placement.threads)
-    model = AutoModelForSequenceClassification.from_pretrained(name, config=config)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name, config=config, trust_remote_code=False
+    )
     return TorchBackend(model, placement)

@@ -10,6 +10,7 @@ favour peaked vectors, and unlike L2 it is a true similarity between distributio
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import logging
 import os
@@ -21,35 +22,31 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from pydantic import ValidationError
 
 from recommender import faiss_indexes
-from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
 from recommender.errors import IndexLoadError, InvalidInputError
 from recommender.faiss_indexes import IndexType
+from recommender.index_manifest import (
+    FAISS_INDEX,
+    FORMAT_VERSION,
+    MANIFEST,
+    TRACKS,
+    VECTORS,
+    Manifest,
+    describe,
+    file_checksums,
+    read_manifest,
+    rows_digest,
+    verify_files,
+)
 from recommender.placement import faiss_gpus
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 METRIC = "bhattacharyya"
 DIMENSION = len(EMOTIONS)
-MANIFEST = "manifest.json"
-VECTORS = "vectors.npy"
-FAISS_INDEX = "index.faiss"
-TRACKS = "tracks.parquet"
-_MANIFEST_KEYS = {
-    "format_version",
-    "model",
-    "metric",
-    "dimension",
-    "emotions",
-    "index_type",
-    "index_params",
-    "count",
-    "files",
-    "created_at",
-}
 
 
 class ModelIdentity(NamedTuple):
@@ -234,6 +231,7 @@ class TrackIndex:
             "index_type": self.index_type,
             "index_params": self.index_params,
             "count": len(self),
+            "rows_digest": rows_digest(self.tracks.column("track_id").to_pylist(), self.vectors),
             **self.extra,
         }
 
@@ -244,7 +242,7 @@ class TrackIndex:
 
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        staging = _staging(target, "tmp")
         staging.mkdir()
         try:
             np.save(staging / VECTORS, self.vectors)
@@ -254,10 +252,12 @@ class TrackIndex:
             manifest = {
                 **self.manifest,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "files": {
-                    name: sha256_file(staging / name) for name in (VECTORS, FAISS_INDEX, TRACKS)
-                },
+                "files": file_checksums(staging),
             }
+            try:  # what is written must read back: no machine paths, nothing mistyped
+                Manifest.model_validate(manifest)
+            except ValidationError as error:
+                raise InvalidInputError(f"cannot save the index: {describe(error)}") from None
             # The manifest is written last: a directory without one never loads.
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
             _swap_into_place(staging, target)
@@ -276,74 +276,74 @@ class TrackIndex:
     ) -> TrackIndex:
         """Load an index directory, refusing one that is corrupt or whose vectors come from
         another checkpoint than ``checkpoint`` (the loading model's ``source_fingerprint``)."""
-        import faiss
-        import pyarrow.parquet as pq
-
-        manifest = read_manifest(path)
         root = Path(path)
-        for name, expected in manifest["files"].items():
-            file = root / name
-            if not file.is_file():
-                raise IndexLoadError(f"index {str(root)!r} is missing {name}")
-            if sha256_file(file) != expected:
-                raise IndexLoadError(f"index {str(root)!r}: {name} fails its checksum")
-        if manifest.get("dimension") != DIMENSION or manifest.get("emotions") != list(EMOTIONS):
+        where = f"index {root.name!r}"
+        manifest = read_manifest(root)
+        verify_files(root, manifest)
+        if manifest.dimension != DIMENSION or manifest.emotions != list(EMOTIONS):
             raise IndexLoadError(
-                f"index {str(root)!r} holds {manifest.get('dimension')}-d vectors over "
-                f"{manifest.get('emotions')}; this service needs {DIMENSION}-d over "
-                f"{list(EMOTIONS)}"
+                f"{where} holds {manifest.dimension}-d vectors over "
+                f"{str(manifest.emotions)[:200]}; "
+                f"this service needs {DIMENSION}-d over {list(EMOTIONS)}"
             )
-        if manifest.get("metric") != METRIC:
-            raise IndexLoadError(f"index {str(root)!r} uses metric {manifest.get('metric')!r}")
-        model = ModelIdentity(**manifest["model"])
+        if manifest.metric != METRIC:
+            raise IndexLoadError(f"{where} uses metric {manifest.metric[:40]!r}")
+        model = ModelIdentity(**manifest.model.model_dump())
         if checkpoint is not None and model.checkpoint != checkpoint:
             raise IndexLoadError(
-                f"index {str(root)!r} was built with model {model.name!r} "
+                f"{where} was built with model {model.name!r} "
                 f"(checkpoint fingerprint {model.checkpoint}), but the loaded model's is "
                 f"{checkpoint}; rebuild it with `recommender index ... --model` "
                 f"or load the model it was built with"
             )
-        vectors = np.load(root / VECTORS)
-        tracks = pq.read_table(root / TRACKS)
-        if len(vectors) != manifest["count"] or tracks.num_rows != manifest["count"]:
-            raise IndexLoadError(f"index {str(root)!r}: counts disagree with its manifest")
-        extra = {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS}
-        index_type = manifest.get("index_type", "flat")
-        if index_type not in faiss_indexes.INDEX_TYPES or index_type == "auto":
-            raise IndexLoadError(f"index {str(root)!r} has unknown index type {index_type!r}")
-        index = faiss.read_index(str(root / FAISS_INDEX))
+        vectors, tracks, index = _read_files(root)
+        if len(vectors) != manifest.count or tracks.num_rows != manifest.count:
+            raise IndexLoadError(f"{where}: counts disagree with its manifest")
         if index.ntotal != len(vectors) or index.d != DIMENSION:
-            raise IndexLoadError(f"index {str(root)!r}: {FAISS_INDEX} disagrees with its manifest")
+            raise IndexLoadError(f"{where}: {FAISS_INDEX} disagrees with its manifest")
+        ids = tracks.column("track_id").to_pylist()
+        if rows_digest(ids, vectors) != manifest.rows_digest:
+            raise IndexLoadError(
+                f"{where}: the track rows do not match the vector rows (rows_digest); rebuild it"
+            )
         self = cls.__new__(cls)
-        self.vectors = check_vectors(vectors)
-        self.index_type = index_type
-        self.index_params = dict(manifest.get("index_params") or {})
-        faiss_indexes.apply_search_params(index, index_type, self.index_params)
-        self._finish(tracks, model, device, extra, index)
+        self.vectors = vectors
+        self.index_type = manifest.index_type
+        self.index_params = dict(manifest.index_params)
+        faiss_indexes.apply_search_params(index, self.index_type, self.index_params)
+        self._finish(tracks, model, device, manifest.extra(), index)
         return self
 
 
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of an index directory, or IndexLoadError if there is no usable one."""
-    file = Path(path) / MANIFEST
-    if not Path(path).is_dir():
-        raise IndexLoadError(
-            f"no index directory at {str(path)!r}; build one with `recommender index`"
-        )
+def _read_files(root: Path) -> tuple[np.ndarray, Any, Any]:
+    """The vectors, the tracks table and the FAISS index, each refused in one line if it is
+    not what it should be (the checksums only say the files are the ones recorded)."""
+    import faiss
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    where = f"index {root.name!r}"
     try:
-        manifest = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise IndexLoadError(
-            f"{str(path)!r} has no {MANIFEST}: not an index, or incomplete"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise IndexLoadError(f"cannot read {str(file)!r}: {error}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexLoadError(
-            f"index {str(path)!r} has format version {manifest.get('format_version')!r}; "
-            f"this version reads {FORMAT_VERSION}"
-        )
-    return manifest
+        vectors = check_vectors(np.load(root / VECTORS, allow_pickle=False))
+    except (OSError, ValueError, InvalidInputError) as error:
+        reason = " ".join(str(error).split())[:160]
+        raise IndexLoadError(f"{where}: {VECTORS} is not usable: {reason}") from None
+    try:
+        tracks = pq.read_table(root / TRACKS)
+    except (OSError, pa.ArrowException):
+        raise IndexLoadError(f"{where}: {TRACKS} is not a readable Parquet table") from None
+    id_type = tracks.schema.field("track_id").type if "track_id" in tracks.column_names else None
+    if id_type is None or not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type)):
+        raise IndexLoadError(f"{where}: {TRACKS} has no text track_id column")
+    try:
+        index = faiss.read_index(str(root / FAISS_INDEX))
+    except RuntimeError:  # FAISS reports C++ exceptions with its source paths
+        raise IndexLoadError(f"{where}: {FAISS_INDEX} is not a FAISS index") from None
+    return vectors, tracks, index
+
+
+def _staging(target: Path, kind: str) -> Path:
+    return target.parent / f".{target.name}.{kind}-{uuid.uuid4().hex[:8]}"
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
@@ -351,7 +351,26 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     if not target.exists():
         staging.rename(target)
         return
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    old = _staging(target, "old")
     target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_staging(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove what killed writes of ``target`` left behind; call it holding the writer lock.
+
+    A write killed between its two renames left no index at ``target`` but the previous one
+    under ``.old-``: that one is put back. Returns what was removed.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    leftovers = sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*"))
+    old = sorted(target.parent.glob(f".{glob.escape(target.name)}.old-*"))
+    if old and not target.exists() and (old[-1] / MANIFEST).is_file():
+        old.pop().rename(target)
+        log.warning("put the previous index back at %s (a write was interrupted)", target)
+    for path in leftovers + old:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers + old

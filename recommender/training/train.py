@@ -310,10 +310,12 @@ def _load_initial(directory: Path):  # -> (tokenizer, ElectraForSequenceClassifi
     from transformers import AutoTokenizer, ElectraForSequenceClassification
 
     from recommender.errors import ModelLoadError
+    from recommender.model_safety import check_model_dir
 
+    check_model_dir(directory)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = ElectraForSequenceClassification.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        model = ElectraForSequenceClassification.from_pretrained(directory, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot start training from {directory}: {exc}") from exc
     id2label = {int(i): str(name) for i, name in (model.config.id2label or {}).items()}
