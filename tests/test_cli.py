@@ -44,6 +44,7 @@ def test_classify_json(tiny_model_dir: Path, tiny_classifier):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 2
+    assert HAPPY_TEXT in lines[0]  # UTF-8, not \uXXXX escapes
     expected = tiny_classifier.predict_proba(texts)
     for line, text, row in zip(lines, texts, expected, strict=True):
         obj = json.loads(line)
