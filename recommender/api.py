@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "recommender"
 OPENAPI = "recommender.openapi"
+LIMITS = "recommender.limits"
 # swagger-ui-py ships Swagger UI 5's files; found without importing the package's Python code.
 SWAGGER_UI = Path(next(iter(find_spec("swagger_ui").submodule_search_locations or ()))) / "static"  # type: ignore[union-attr]
 M = TypeVar("M", bound=BaseModel)
@@ -144,22 +145,13 @@ def create_app(
     app.extensions[EXTENSION] = ServiceSlot(
         load_model, load_service, service, background=background
     )
-    app.extensions[OPENAPI] = openapi_document(limits(app.config))
+    app.extensions[LIMITS] = limits = Limits.from_settings(settings)
+    app.extensions[OPENAPI] = openapi_document(limits)
     app.register_blueprint(bp)
     app.register_error_handler(RecommenderError, _recommender_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
-
-
-def limits(config: Mapping[str, Any]) -> Limits:
-    """The request limits an app's configuration sets."""
-    return Limits(
-        max_text_length=config["MAX_TEXT_LENGTH"],
-        max_texts=config["MAX_TEXTS"],
-        max_k=config["MAX_K"],
-        default_k=config["DEFAULT_K"],
-    )
 
 
 def respond(body: BaseModel, status: int = 200) -> Response:
@@ -230,7 +222,7 @@ def _request(model: type[M]) -> M:
         raise InvalidInputError("request body is not valid JSON") from None
     except RecursionError:  # the json module's limit on nesting, not a server fault
         raise InvalidInputError("request body is JSON nested too deeply") from None
-    return parse(model, body, limits(current_app.config))
+    return parse(model, body, current_app.extensions[LIMITS])
 
 
 @bp.post("/recommend")

@@ -30,19 +30,34 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from recommender.emotions import EMOTIONS, KOREAN_NAMES, canonical_name
 from recommender.errors import InvalidInputError
+from recommender.settings import Settings
 
 EXAMPLE_TEXT = "오늘은 정말 행복한 하루였다. 친구들과 오랜만에 만나서 많이 웃었다."
 SHOWN_CHARACTERS = 60  # a value echoed in an error message is cut after this many characters
 
 
+def _setting(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for; the API takes them from its settings."""
+    """What one request may ask for: the HTTP limits of the settings (their defaults unless an
+    app passes the ones it was configured with)."""
 
-    max_text_length: int = 5000
-    max_texts: int = 64
-    max_k: int = 100
-    default_k: int = 10
+    max_text_length: int = _setting("max_text_length")
+    max_texts: int = _setting("max_texts")
+    max_k: int = _setting("max_k")
+    default_k: int = _setting("default_k")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_text_length=settings.max_text_length,
+            max_texts=settings.max_texts,
+            max_k=settings.max_k,
+            default_k=settings.default_k,
+        )
 
 
 def _limits(info: ValidationInfo) -> Limits:
