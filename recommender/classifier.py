@@ -208,7 +208,7 @@ class EmotionClassifier:
         if chosen == "onnx":
             engine: Backend = onnx_backend.load(name, placement)
         else:
-            with _quiet_transformers():
+            with quiet_transformers():
                 try:
                     engine = torch_backend.load(name, config, placement)
                 except (OSError, ValueError) as error:
@@ -277,7 +277,7 @@ def load_classifier(
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """transformers' warnings and progress bars off while a model loads (restored after)."""
     from transformers.utils import logging as hf_logging
 
@@ -295,7 +295,7 @@ def _quiet_transformers() -> Iterator[None]:
 def _tokenizer_and_config(name: str) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoTokenizer
 
-    with _quiet_transformers():
+    with quiet_transformers():
         try:
             # Never the checkpoint's own code, and never a prompt asking whether to run it.
             tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=False)

@@ -123,8 +123,10 @@ class NgramHead:
         ``softmax(log((1 - w) p + w head) / T)``."""
         if not self.weight or not len(texts):
             return probabilities
-        mixed = (1 - self.weight) * probabilities + self.weight * self.predict_proba(texts)
-        return sharpen(mixed, self.temperature).astype(probabilities.dtype)
+        mixed = mix_probabilities(
+            probabilities, self.predict_proba(texts), self.weight, self.temperature
+        )
+        return mixed.astype(probabilities.dtype)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         vocabulary = self.vectorizer.vocabulary_
@@ -164,6 +166,14 @@ class NgramHead:
         return cls(
             vectorizer, coef, intercept, weight, temperature, hashlib.sha256(data).hexdigest()
         )
+
+
+def mix_probabilities(
+    encoder: np.ndarray, head: np.ndarray, weight: float, temperature: float = 1.0
+) -> np.ndarray:
+    """The encoder's and the head's probabilities mixed: ``softmax(log((1 - w) p + w h) / T)``
+    (what :meth:`NgramHead.mix` serves, and what training chooses ``w`` and ``T`` on)."""
+    return sharpen((1 - weight) * encoder + weight * head, temperature)
 
 
 def sharpen(probabilities: np.ndarray, temperature: float) -> np.ndarray:

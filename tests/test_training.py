@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,142 @@ def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert not (output / "ngram_head.npz").exists()
     assert json.loads((output / "training_args.json").read_text())["ngram_head"] is None
+
+
+def train_arguments(data_dir: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(output),
+        "--preset",
+        "tiny",
+        "--device",
+        "cpu",
+        "--num-threads",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def one_line_error(arguments: list[str]) -> str:
+    from click.testing import CliRunner
+
+    from recommender.cli import main
+
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    return result.output
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "emotion" / "goemotions_ko_labels.txt").unlink(), "not found: .*labels"),
+        (lambda d: (d / "emotion" / "kote_val.tsv").unlink(), "not found: .*kote_val.tsv"),
+        (
+            lambda d: (d / "emotion" / "chatbot_data.csv").write_text("질문,답\n안녕,네\n"),
+            "lacks columns Q and label; found: \\['질문', '답'\\]",
+        ),
+        (
+            lambda d: (d / "emotion" / "goemotions_ko_train.tsv").write_bytes(b"\xff\xfe\x00bad"),
+            "cannot read .*goemotions_ko_train.tsv",
+        ),
+    ],
+)
+def test_unusable_training_data_is_one_line(tmp_path: Path, damage, message) -> None:
+    pytest.importorskip("torch")
+    data_dir = make_data_dir(tmp_path / "data")
+    damage(data_dir)
+    output = one_line_error(train_arguments(data_dir, tmp_path / "out"))
+    assert re.search(message, output), output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_diary_file_with_unknown_labels_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    data_dir, diary_dir = make_data_dir(tmp_path / "data"), make_diary_dir(tmp_path / "diary")
+    (diary_dir / "train.tsv").write_text("text\tlabel\n오늘 좋다\tjoyful\n", encoding="utf-8")
+    arguments = train_arguments(data_dir, tmp_path / "out", "--diary-dir", str(diary_dir))
+    assert "label(s) outside the six emotions: 'joyful'" in one_line_error(arguments)
+
+
+def test_init_from_failures_are_one_line_and_come_first(tmp_path: Path, tiny_model_dir) -> None:
+    pytest.importorskip("torch")
+    from recommender.testing import save_tiny_checkpoint
+
+    data_dir = make_data_dir(tmp_path / "data")
+    (data_dir / "emotion" / "kote_val.tsv").unlink()  # the checkpoint is checked before the data
+    missing = tmp_path / "no-such-model"
+    output = one_line_error(train_arguments(data_dir, tmp_path / "o", "--init-from", str(missing)))
+    assert f"cannot start training from {missing}: no such directory" in output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    output = one_line_error(train_arguments(data_dir, tmp_path / "o", "--init-from", str(empty)))
+    assert f"cannot start training from {empty}: " in output
+    korean = save_tiny_checkpoint(
+        tmp_path / "korean",
+        id2label={0: "슬픔", 1: "행복", 2: "분노", 3: "불안", 4: "당황", 5: "상처"},
+    )
+    output = one_line_error(train_arguments(data_dir, tmp_path / "o", "--init-from", str(korean)))
+    assert "has labels ['슬픔', '행복'" in output and "in that order" in output
+
+
+def test_dev_sets_are_scored_as_the_shipped_classifier_reads_them(
+    tmp_path: Path, tiny_model_dir
+) -> None:
+    """Stage by stage from a checkpoint, with a dev set holding a text longer than the window:
+    the training's dev probabilities are the saved model's, loaded by the one loader."""
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from recommender.classifier import EmotionClassifier
+    from recommender.evaluation import compute_metrics
+    from recommender.training import TrainOptions
+    from recommender.training import train as stages
+
+    data_dir, diary_dir = make_data_dir(tmp_path / "data"), make_diary_dir(tmp_path / "diary")
+    corpus = datasets.load_corpus(data_dir, diary_dir)
+    long_text = " ".join(WORDS[e] for e in EMOTIONS) * 6 + " " + WORDS["sad"] * 8
+    extra = datasets.SoftSet(
+        [long_text, WORDS["happy"]],
+        np.eye(6, dtype=np.float32)[[5, 3]],
+        np.ones(2, dtype=np.float32),
+    )
+    corpus = replace(corpus, dev={**corpus.dev, "long": extra})
+    options = TrainOptions(
+        data_dir=data_dir,
+        output_dir=tmp_path / "model",
+        preset="tiny",
+        device="cpu",
+        init_from=tiny_model_dir,
+        epochs=1,
+        num_threads=1,
+        progress=False,
+    )
+    run = stages.start(options, corpus)
+    for stage in (stages.build_model, stages.pretrain, stages.fine_tune, stages.calibrate):
+        stage(run)
+    stages.fit_head(run)
+    output = stages.save(run)
+    assert run.pretrain_steps_done == 0 and run.unlabelled == []
+    shipped = EmotionClassifier.from_pretrained(output, backend="torch", device="cpu")
+    assert len(shipped.tokenizer(long_text)["input_ids"]) > shipped.window  # windowed, not cut
+    # The saved head holds its coefficients as float16: read with the saved head, the model in
+    # training is the shipped model; with its own, it is within that rounding.
+    assert shipped.head is not None and run.head is not None
+    as_shipped, own_head = run.dev_probabilities(shipped.head), run.dev_probabilities(run.head)
+    for name, data in run.dev_sets.items():
+        expected = shipped.predict_proba(data.texts)
+        np.testing.assert_allclose(as_shipped[name], expected, atol=1e-5)
+        np.testing.assert_allclose(own_head[name], expected, atol=1e-3)
+    record = json.loads((output / "training_args.json").read_text())
+    encoder = run.dev_probabilities()
+    assert record["dev_macro_f1"] == {
+        name: round(compute_metrics(encoder[name], data.labels).macro_f1, 4)
+        for name, data in run.dev_sets.items()
+    }
+    assert record["options"]["init_from"] == str(tiny_model_dir)

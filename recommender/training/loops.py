@@ -1,4 +1,8 @@
-"""The optimisation loops: masked-LM pre-training, soft-target fine-tuning, temperature fitting."""
+"""The optimisation loops: masked-LM pre-training, soft-target fine-tuning, temperature fitting.
+
+Predictions on development sets are not made here: they go through the shipped classifier
+(:mod:`recommender.training.train`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +56,9 @@ def length_batches(
 def linear_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.06
 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from ``1 / warm`` of the rate, then linear decay to 0. Fine-tuning keeps
+    this one rather than transformers' (which starts at 0) so that the bundled model's
+    fine-tuning stages replay as they ran."""
     warm = max(1, int(total_steps * warmup))
 
     def factor(step: int) -> float:
@@ -61,52 +69,29 @@ def linear_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def mask_tokens(
-    ids: torch.Tensor,
-    attention: torch.Tensor,
-    *,
-    mask_id: int,
-    vocab_size: int,
-    special_ids: Sequence[int],
-    generator: torch.Generator,
-    probability: float = 0.15,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT masking: 15% of real tokens are targets; of those 80% [MASK], 10% random, 10% kept."""
-    candidates = attention.bool() & ~torch.isin(ids, torch.tensor(list(special_ids)))
-    chosen = (torch.rand(ids.shape, generator=generator) < probability) & candidates
-    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
-    roll = torch.rand(ids.shape, generator=generator)
-    inputs = ids.clone()
-    inputs[chosen & (roll < 0.8)] = mask_id
-    random_rows = chosen & (roll >= 0.8) & (roll < 0.9)
-    inputs[random_rows] = torch.randint(
-        len(special_ids), vocab_size, (int(random_rows.sum()),), generator=generator
-    )
-    return inputs, labels
-
-
 def pretrain_mlm(
     model: nn.Module,
     sequences: list[list[int]],
     *,
+    tokenizer: Any,
     steps: int,
     batch_size: int,
     learning_rate: float,
-    pad_id: int,
-    mask_id: int,
-    special_ids: Sequence[int],
-    vocab_size: int,
     device: torch.device,
     seed: int,
     schedule_steps: int | None = None,
     time_budget_s: float | None = None,
     progress: bool = True,
 ) -> int:
-    """Masked-LM training on ``sequences``; returns the number of steps taken."""
-    generator = torch.Generator().manual_seed(seed)
+    """Masked-LM training on ``sequences`` (BERT masking by transformers' collator, linear
+    warm-up and decay by its schedule); returns the number of steps taken."""
+    from transformers import DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
+
+    collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    scheduler = linear_schedule(optimizer, schedule_steps or steps)
+    total = schedule_steps or steps
+    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, int(total * 0.06)), total)
     lengths = [len(s) for s in sequences]
     batches: list[np.ndarray] = []
     model.train()
@@ -116,24 +101,11 @@ def pretrain_mlm(
     while step < steps:
         if not batches:
             batches = length_batches(lengths, batch_size, rng)
-        rows = batches.pop()
-        ids, attention = pad([sequences[i] for i in rows], pad_id)
-        inputs, labels = mask_tokens(
-            ids,
-            attention,
-            mask_id=mask_id,
-            vocab_size=vocab_size,
-            special_ids=special_ids,
-            generator=generator,
-        )
-        if not (labels != -100).any():
+        batch = collate([{"input_ids": sequences[i]} for i in batches.pop()])
+        if not (batch["labels"] != -100).any():
             continue
         with autocast(device):
-            out = model(
-                input_ids=inputs.to(device),
-                attention_mask=attention.to(device),
-                labels=labels.to(device),
-            )
+            out = model(**{k: v.to(device) for k, v in batch.items()})
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -158,29 +130,6 @@ def soft_cross_entropy(
     log_p = torch.log_softmax(logits.float(), dim=-1)
     per_row = -(targets * class_weights * log_p).sum(dim=-1)
     return (per_row * weights).sum() / weights.sum()
-
-
-@torch.inference_mode()
-def predict_logits(
-    model: nn.Module,
-    sequences: list[list[int]],
-    *,
-    pad_id: int,
-    device: torch.device,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """Logits for token id lists, batched by length, returned in input order."""
-    model.eval()
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    num_labels = int(model.config.num_labels)  # type: ignore[union-attr, arg-type]
-    out = np.zeros((len(sequences), num_labels), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        ids, attention = pad([sequences[i] for i in rows], pad_id)
-        with autocast(device):
-            logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
-        out[rows] = logits.float().cpu().numpy()
-    return out
 
 
 def fine_tune(

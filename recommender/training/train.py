@@ -1,22 +1,34 @@
-"""``train``: tokenizer, masked-LM pre-training, fine-tuning, calibration, checkpoint."""
+"""``train``: named stages (start, build_model, pretrain, fine_tune, calibrate, fit_head, save)
+that fill a :class:`Run`, whose record is saved beside the checkpoint.
+
+Development sets are scored through the shipped :class:`~recommender.classifier.EmotionClassifier`
+wrapping the model in training, so early stopping, the temperature and the head's share optimise
+what users get (windows of long texts, batching, softmax, the head mix).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import platform
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from recommender.classifier import EmotionClassifier, quiet_transformers
 from recommender.digest import sha256_file
 from recommender.emotions import EMOTIONS
+from recommender.errors import ModelLoadError
 from recommender.evaluation import LabelledData, compute_metrics
-from recommender.ngram_head import HEAD_FILE, NgramHead
-from recommender.placement import decide
+from recommender.ngram_head import HEAD_FILE, NgramHead, mix_probabilities
+from recommender.placement import Placement, decide
+from recommender.torch_backend import TorchBackend, require_torch
 from recommender.training import data as datasets
 from recommender.training.options import Hyperparameters, TrainOptions
 
@@ -64,188 +76,286 @@ def class_weights(targets: np.ndarray, weights: np.ndarray, power: float) -> np.
     return ((mass.mean() / mass) ** power).astype(np.float32)
 
 
-def _encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+def _encode(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
     return [list(ids) for ids in encoded["input_ids"]]
 
 
-def train(options: TrainOptions) -> Path:
-    """Train the emotion model described by ``options`` and save it in ``options.output_dir``."""
-    import torch
-    from transformers import ElectraForMaskedLM, ElectraForSequenceClassification
+# Dev texts per batch when the model in training reads them (windows, as the shipped classifier).
+DEV_BATCH_SIZE = 64
 
-    from recommender.training import loops
-    from recommender.training.tokenizer import save_tokenizer, train_tokenizer
 
+@dataclass
+class Run:
+    """A training run: its options, and what each stage has made so far (the record's source)."""
+
+    options: TrainOptions
+    hp: Hyperparameters
+    placement: Placement
+    corpus: datasets.Corpus
+    started: float = field(default_factory=time.monotonic)
+    timings: dict[str, float] = field(default_factory=dict)
+    tokenizer: Any = None
+    # The ElectraForSequenceClassification being trained (set by `start` with --init-from).
+    model: Any = None
+    unlabelled: list[str] = field(default_factory=list)
+    pretrain_steps_done: int = 0
+    class_weights: np.ndarray | None = None
+    best_epoch: int = 0
+    best_score: float = float("nan")
+    history: list[float] = field(default_factory=list)
+    temperature: float = 1.0
+    dev_macro_f1: dict[str, float] = field(default_factory=dict)
+    head: NgramHead | None = None
+    head_record: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def dev_sets(self) -> dict[str, LabelledData]:
+        return {name: rows.as_labelled() for name, rows in self.corpus.dev.items()}
+
+    def reader(self, head: NgramHead | None = None) -> EmotionClassifier:
+        """The model in training read exactly as the shipped classifier reads a checkpoint:
+        windows, length-sorted batches, softmax, label order and (given one) the n-gram head."""
+        return EmotionClassifier(
+            TorchBackend(self.model, self.placement),
+            self.tokenizer,
+            self.model.config,
+            name="(in training)",
+            batch_size=DEV_BATCH_SIZE,
+            head=head,
+        )
+
+    def dev_probabilities(self, head: NgramHead | None = None) -> dict[str, np.ndarray]:
+        reader = self.reader(head)
+        return {name: reader.predict_proba(data.texts) for name, data in self.dev_sets.items()}
+
+    def dev_scores(self, head: NgramHead | None = None) -> dict[str, float]:
+        dev_sets = self.dev_sets
+        return {
+            name: compute_metrics(probabilities, dev_sets[name].labels).macro_f1
+            for name, probabilities in self.dev_probabilities(head).items()
+        }
+
+
+def train(options: TrainOptions, *, corpus: datasets.Corpus | None = None) -> Path:
+    """Train the emotion model described by ``options`` and save it in ``options.output_dir``.
+
+    ``corpus`` replaces the data that ``options.data_dir`` and ``options.diary_dir`` name.
+    """
+    run = start(options, corpus)
+    build_model(run)
+    pretrain(run)
+    fine_tune(run)
+    calibrate(run)
+    fit_head(run)
+    return save(run)
+
+
+def start(options: TrainOptions, corpus: datasets.Corpus | None = None) -> Run:
+    """Placement, seeds, the checkpoint to start from (checked first: it fails fast) and the
+    training data."""
     options = options.resolved()
-    hp = options.hyperparameters()
     placement = decide(options.device, options.num_threads, backend="torch")
-    device_name = placement.device
-    device = torch.device(device_name)
+    torch = require_torch()
     if options.num_threads is not None:
         torch.set_num_threads(options.num_threads)
-    _seed_everything(options.seed, device_name)
-    started = time.monotonic()
-    timings: dict[str, float] = {}
-
-    corpus = datasets.load_corpus(
-        options.data_dir,
-        options.diary_dir,
-        weights={"diary": options.diary_weight, "chatbot": options.chatbot_weight},
-        max_open_rows=options.max_open_rows,
-        seed=options.seed,
-    )
-    if options.init_from is not None:
-        tokenizer, classifier = _load_initial(options.init_from)
-        unlabelled: list[str] = []
-        pad_id = tokenizer.pad_token_id
-    else:
-        logger.info("reading unlabelled reviews from %s", options.data_dir / datasets.REVIEWS)
-        reviews = list(datasets.iter_reviews(options.data_dir, options.max_reviews))
-        unlabelled = reviews + corpus.train.texts
-        logger.info("%d unlabelled texts, %d training rows", len(unlabelled), len(corpus.train))
-        tokenizer = train_tokenizer(
-            unlabelled, vocab_size=hp.vocab_size, model_max_length=hp.max_positions
-        )
-        logger.info("tokenizer: %d tokens", len(tokenizer))
-        pad_id = tokenizer.pad_token_id
-        config = build_config(hp, len(tokenizer), pad_id)
-        torch.manual_seed(options.seed)
-        classifier = ElectraForSequenceClassification(config)
-    timings["tokenizer_s"] = time.monotonic() - started
-    pretrain_steps_done = 0
-    if hp.pretrain_steps and options.init_from is None:
-        mlm = ElectraForMaskedLM(config).to(device)  # type: ignore[arg-type]
-        sequences = _encode(tokenizer, unlabelled, hp.pretrain_max_length)
-        sequences = [s for s in sequences if len(s) > 3]
-        t0 = time.monotonic()
-        pretrain_steps_done = loops.pretrain_mlm(
-            mlm,
-            sequences,
-            steps=hp.pretrain_steps,
-            schedule_steps=options.pretrain_schedule_steps,
-            batch_size=hp.pretrain_batch_size,
-            learning_rate=hp.pretrain_learning_rate,
-            pad_id=pad_id,
-            mask_id=tokenizer.mask_token_id,
-            special_ids=[tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens],
-            vocab_size=len(tokenizer),
-            device=device,
+    _seed_everything(options.seed, placement.device)
+    initial = _load_initial(options.init_from) if options.init_from is not None else None
+    if corpus is None:
+        corpus = datasets.load_corpus(
+            options.data_dir,
+            options.diary_dir,
+            weights={"diary": options.diary_weight, "chatbot": options.chatbot_weight},
+            max_open_rows=options.max_open_rows,
             seed=options.seed,
-            time_budget_s=options.pretrain_time_budget_s,
-            progress=options.progress,
         )
-        timings["pretrain_s"] = time.monotonic() - t0
-        classifier.electra.load_state_dict(mlm.electra.state_dict())
-        del mlm, sequences
-    classifier.to(device)
+    run = Run(options, options.hyperparameters(), placement, corpus)
+    if initial is not None:
+        run.tokenizer, run.model = initial
+    return run
 
-    train_ids = _encode(tokenizer, corpus.train.texts, hp.max_length)
-    dev_sets = {name: s.as_labelled() for name, s in corpus.dev.items()}
-    dev_ids = {name: _encode(tokenizer, s.texts, hp.max_length) for name, s in dev_sets.items()}
 
-    def dev_probabilities(model) -> dict[str, np.ndarray]:
-        return {
-            name: _softmax(loops.predict_logits(model, ids, pad_id=pad_id, device=device))
-            for name, ids in dev_ids.items()
-        }
+def build_model(run: Run) -> None:
+    """A WordPiece tokenizer trained on the reviews and training texts, and a new model of the
+    preset's shape (nothing to build when starting from a checkpoint)."""
+    if run.model is not None:
+        return
+    import torch
+    from transformers import ElectraForSequenceClassification
 
-    def dev_scores(model) -> dict[str, float]:
-        return {
-            name: compute_metrics(probs, dev_sets[name].labels).macro_f1
-            for name, probs in dev_probabilities(model).items()
-        }
+    from recommender.training.tokenizer import train_tokenizer
 
-    def score(model) -> float:
-        scores = dev_scores(model)
+    options, hp = run.options, run.hp
+    logger.info("reading unlabelled reviews from %s", options.data_dir / datasets.REVIEWS)
+    reviews = list(datasets.iter_reviews(options.data_dir, options.max_reviews))
+    run.unlabelled = reviews + run.corpus.train.texts
+    logger.info("%d unlabelled texts, %d training rows", len(run.unlabelled), len(run.corpus.train))
+    run.tokenizer = train_tokenizer(
+        run.unlabelled, vocab_size=hp.vocab_size, model_max_length=hp.max_positions
+    )
+    logger.info("tokenizer: %d tokens", len(run.tokenizer))
+    config = build_config(hp, len(run.tokenizer), run.tokenizer.pad_token_id)
+    torch.manual_seed(options.seed)
+    run.model = ElectraForSequenceClassification(config)
+    run.timings["tokenizer_s"] = time.monotonic() - run.started
+
+
+def pretrain(run: Run) -> None:
+    """Masked-LM pre-training of the encoder on the unlabelled texts (a new model only)."""
+    if not run.hp.pretrain_steps or run.options.init_from is not None:
+        run.model.to(run.placement.device)
+        return
+    import torch
+    from transformers import ElectraForMaskedLM
+
+    from recommender.training import loops
+
+    device = torch.device(run.placement.device)
+    mlm = ElectraForMaskedLM(run.model.config).to(device)  # type: ignore[arg-type]
+    sequences = _encode(run.tokenizer, run.unlabelled, run.hp.pretrain_max_length)
+    sequences = [s for s in sequences if len(s) > 3]
+    t0 = time.monotonic()
+    run.pretrain_steps_done = loops.pretrain_mlm(
+        mlm,
+        sequences,
+        tokenizer=run.tokenizer,
+        steps=run.hp.pretrain_steps,
+        schedule_steps=run.options.pretrain_schedule_steps,
+        batch_size=run.hp.pretrain_batch_size,
+        learning_rate=run.hp.pretrain_learning_rate,
+        device=device,
+        seed=run.options.seed,
+        time_budget_s=run.options.pretrain_time_budget_s,
+        progress=run.options.progress,
+    )
+    run.timings["pretrain_s"] = time.monotonic() - t0
+    run.model.electra.load_state_dict(mlm.electra.state_dict())
+    run.model.to(device)
+
+
+def fine_tune(run: Run) -> None:
+    """Soft-target fine-tuning, early-stopped on the mean dev macro-F1 of the shipped reading."""
+    import torch
+
+    from recommender.training import loops
+
+    options, hp, corpus = run.options, run.hp, run.corpus
+    run.class_weights = class_weights(
+        corpus.train.targets, corpus.train.weights, options.class_weight_power
+    )
+    logger.info(
+        "class weights: %s",
+        dict(zip(EMOTIONS, run.class_weights.round(3).tolist(), strict=True)),
+    )
+
+    def score(model: Any) -> float:
+        scores = run.dev_scores()
         logger.info("dev macro-F1: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         return float(np.mean(list(scores.values())))
 
-    cw = class_weights(corpus.train.targets, corpus.train.weights, options.class_weight_power)
-    logger.info("class weights: %s", dict(zip(EMOTIONS, cw.round(3).tolist(), strict=True)))
     t0 = time.monotonic()
-    best_epoch, best_score, history = loops.fine_tune(
-        classifier,
-        train_ids,
+    run.best_epoch, run.best_score, run.history = loops.fine_tune(
+        run.model,
+        _encode(run.tokenizer, corpus.train.texts, hp.max_length),
         corpus.train.targets,
         corpus.train.weights,
-        class_weights=cw,
+        class_weights=run.class_weights,
         epochs=hp.epochs,
         schedule_epochs=options.schedule_epochs,
         batch_size=hp.batch_size,
         learning_rate=hp.learning_rate,
         patience=options.patience,
-        pad_id=pad_id,
-        device=device,
+        pad_id=run.tokenizer.pad_token_id,
+        device=torch.device(run.placement.device),
         seed=options.seed,
         score=score,
         time_budget_s=options.finetune_time_budget_s,
         progress=options.progress,
     )
-    timings["finetune_s"] = time.monotonic() - t0
+    run.timings["finetune_s"] = time.monotonic() - t0
 
-    # Calibrate on every dev row's soft target, then fold 1/T into the output layer.
-    all_dev = datasets.concat(corpus.dev.values())
-    dev_logits = loops.predict_logits(
-        classifier,
-        _encode(tokenizer, all_dev.texts, hp.max_length),
-        pad_id=pad_id,
-        device=device,
+
+def calibrate(run: Run) -> None:
+    """A temperature fitted on every dev row's soft target against the windowed reading, folded
+    into the output layer (so the checkpoint carries it)."""
+    import torch
+
+    from recommender.training.loops import fit_temperature
+
+    every_dev_row = datasets.concat(run.corpus.dev.values())
+    probabilities = run.reader().predict_proba(every_dev_row.texts)
+    run.temperature = fit_temperature(
+        np.log(np.maximum(probabilities, 1e-12)), every_dev_row.targets
     )
-    temperature = loops.fit_temperature(dev_logits, all_dev.targets)
-    logger.info("temperature %.3f", temperature)
+    logger.info("temperature %.3f", run.temperature)
     with torch.no_grad():
-        classifier.classifier.out_proj.weight.div_(temperature)
-        classifier.classifier.out_proj.bias.div_(temperature)
-    final_scores = dev_scores(classifier)
-    head, head_record = None, None
-    if options.ngram_head:
-        t0 = time.monotonic()
-        head, head_record = fit_ngram_head(
-            corpus.full_train, dev_sets, dev_probabilities(classifier), seed=options.seed
-        )
-        timings["ngram_head_s"] = time.monotonic() - t0
+        run.model.classifier.out_proj.weight.div_(run.temperature)
+        run.model.classifier.out_proj.bias.div_(run.temperature)
+    run.dev_macro_f1 = run.dev_scores()
 
+
+def fit_head(run: Run) -> None:
+    """The n-gram head, its share of the mix and the mix's temperature (when enabled)."""
+    if not run.options.ngram_head:
+        return
+    t0 = time.monotonic()
+    run.head, run.head_record = fit_ngram_head(
+        run.corpus.full_train, run.dev_sets, run.dev_probabilities(), seed=run.options.seed
+    )
+    run.timings["ngram_head_s"] = time.monotonic() - t0
+
+
+def save(run: Run) -> Path:
+    """The checkpoint, tokenizer, head and training record in ``options.output_dir``."""
+    import torch
+    import transformers
+
+    from recommender.training.tokenizer import save_tokenizer
+
+    options = run.options
     output = options.output_dir
     output.mkdir(parents=True, exist_ok=True)
-    classifier.to("cpu").to(torch.float32)
-    classifier.save_pretrained(output)
-    save_tokenizer(tokenizer, output)
+    run.model.to("cpu").to(torch.float32)
+    run.model.save_pretrained(output)
+    save_tokenizer(run.tokenizer, output)
     (output / HEAD_FILE).unlink(missing_ok=True)  # from an earlier run into the same directory
-    if head is not None:
-        head.save(output)
-    timings["total_s"] = time.monotonic() - started
+    if run.head is not None:
+        run.head.save(output)
+    run.timings["total_s"] = time.monotonic() - run.started
+    device = run.placement.device
+    cw = run.class_weights if run.class_weights is not None else np.ones(len(EMOTIONS))
     record = {
         "options": options.to_json(),
-        "device": device_name,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if run.placement.on_gpu else "cpu",
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "transformers": __import__("transformers").__version__,
-        "pretrain_steps_done": pretrain_steps_done,
-        "epochs_done": len(history),
-        "best_epoch": best_epoch,
-        "dev_score_history": [round(s, 4) for s in history],
-        "dev_macro_f1": {k: round(v, 4) for k, v in final_scores.items()},
-        "ngram_head": head_record,
-        "dev_score": round(best_score, 4),
-        "temperature": round(temperature, 4),
+        "transformers": transformers.__version__,
+        "pretrain_steps_done": run.pretrain_steps_done,
+        "epochs_done": len(run.history),
+        "best_epoch": run.best_epoch,
+        "dev_score_history": [round(s, 4) for s in run.history],
+        "dev_macro_f1": {k: round(v, 4) for k, v in run.dev_macro_f1.items()},
+        "ngram_head": run.head_record,
+        "dev_score": round(run.best_score, 4),
+        "temperature": round(run.temperature, 4),
         "class_weights": dict(zip(EMOTIONS, cw.round(4).tolist(), strict=True)),
-        "training_rows": len(corpus.train),
-        "unlabelled_texts": len(unlabelled),
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "training_rows": len(run.corpus.train),
+        "unlabelled_texts": len(run.unlabelled),
+        "timings_s": {k: round(v, 1) for k, v in run.timings.items()},
         "data_files": {
             name: {"path": path.name, "sha256": sha256_file(path)}
             for name, path in {
-                **corpus.files,
+                **run.corpus.files,
                 "reviews": options.data_dir / datasets.REVIEWS,
             }.items()
+            if path.is_file()
         },
     }
     (output / "training_args.json").write_text(
         json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    logger.info("saved %s in %.0f s", output, timings["total_s"])
+    logger.info("saved %s in %.0f s", output, run.timings["total_s"])
     return output
 
 
@@ -270,7 +380,7 @@ def fit_ngram_head(
     for weight in HEAD_WEIGHTS:
         by_weight[weight] = {
             name: compute_metrics(
-                (1 - weight) * encoder_dev[name] + weight * head_dev[name], data.labels
+                mix_probabilities(encoder_dev[name], head_dev[name], weight), data.labels
             ).macro_f1
             for name, data in dev_sets.items()
         }
@@ -278,7 +388,7 @@ def fit_ngram_head(
     # Two calibrated readings averaged are under-confident: a temperature for the mix, fitted
     # like the encoder's on every dev row's soft target (argmax, so macro-F1, unchanged).
     mixed = np.concatenate(
-        [(1 - best) * encoder_dev[name] + best * head_dev[name] for name in dev_sets]
+        [mix_probabilities(encoder_dev[name], head_dev[name], best) for name in dev_sets]
     )
     targets = np.concatenate(
         [
@@ -306,18 +416,24 @@ def fit_ngram_head(
     return (head.with_weight(best, temperature) if best > 0 else None), record
 
 
-def _load_initial(directory: Path):  # -> (tokenizer, ElectraForSequenceClassification)
+def _load_initial(directory: Path) -> tuple[Any, Any]:
+    """The tokenizer and model of the checkpoint training starts from, or ModelLoadError."""
     from transformers import AutoTokenizer, ElectraForSequenceClassification
 
-    from recommender.errors import ModelLoadError
     from recommender.model_safety import check_model_dir
 
+    if not directory.is_dir():
+        raise ModelLoadError(f"cannot start training from {directory}: no such directory")
     check_model_dir(directory)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-        model = ElectraForSequenceClassification.from_pretrained(directory, trust_remote_code=False)
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+            model = ElectraForSequenceClassification.from_pretrained(
+                directory, trust_remote_code=False
+            )
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot start training from {directory}: {exc}") from exc
+        message = " ".join(str(exc).split())
+        raise ModelLoadError(f"cannot start training from {directory}: {message}") from None
     id2label = {int(i): str(name) for i, name in (model.config.id2label or {}).items()}
     labels = [id2label.get(i) for i in range(len(id2label))]
     if labels != list(EMOTIONS):
@@ -325,9 +441,3 @@ def _load_initial(directory: Path):  # -> (tokenizer, ElectraForSequenceClassifi
             f"{directory} has labels {labels}; training needs {', '.join(EMOTIONS)} in that order"
         )
     return tokenizer, model
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
