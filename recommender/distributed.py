@@ -200,6 +200,8 @@ def _build_on_ray(
         )
     # Ray Data logs each execution's start and end; the command shows its own progress.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    resources = ray.cluster_resources()
+    log.info("Ray ready: %g CPUs, %g GPUs", resources.get("CPU", 0), resources.get("GPU", 0))
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

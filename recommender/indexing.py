@@ -261,8 +261,17 @@ def plan_index(
             kept.update(part.hashes)
             known.update(zip(part.hashes, vectors, strict=True))
     resumed = int(tracks[CONTENT_HASH].isin(kept).sum())
-    if kept:
-        log.info("resuming: %d lyrics' vectors kept in %s", len(kept), work)
+    log.info(
+        "planned %d tracks from %d files: %d lyrics to classify in %d parts, %d kept in %s, "
+        "%d tracks reused from the previous index",
+        len(tracks),
+        len(shards),
+        sum(len(p) for p in todo),
+        len(todo),
+        len(kept),
+        work,
+        reused,
+    )
     return IndexPlan(
         catalogue=str(catalogue),
         output=output,
@@ -313,6 +322,7 @@ def finish_index(plan: IndexPlan, options: IndexOptions) -> IndexSummary:
 
     if plan.todo:
         raise RuntimeError(f"{len(plan.todo)} parts of the plan are not classified yet")
+    log.info("writing the index of %d tracks to %s", len(plan.tracks), plan.output)
     hashes = plan.tracks[CONTENT_HASH]
     vectors = np.zeros((len(hashes), len(EMOTIONS)), dtype=np.float32)
     for row, digest in enumerate(hashes):
