@@ -118,21 +118,21 @@ def bundled_tokenizer() -> Any | None:
 # The child process: one engine, driven by JSON commands on stdin
 
 
-def _model_card_loop(checkpoint: str) -> Any:
+def _model_card_loop(checkpoint: str, device: str = "cpu") -> Any:
     """The reference card's ``analyze_emotion``: one text per call, truncated at 512 tokens
     (or at the model's own limit where that is shorter, as for the bundled model)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device)
     labels = ["angry", "anxious", "embarrassed", "happy", "heartache", "sad"]
     max_length = min(512, model.config.max_position_embeddings)
 
     def analyze_emotion(text: str) -> dict[str, float]:
         inputs = tokenizer(
             text, return_tensors="pt", truncation=True, max_length=max_length, padding=True
-        )
+        ).to(device)
         with torch.no_grad():
             outputs = model(**inputs)
         probs = torch.softmax(outputs.logits, dim=1)

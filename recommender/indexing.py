@@ -49,6 +49,7 @@ __all__ = [
     "IndexSummary",
     "Part",
     "build_index",
+    "classify_parts",
     "finish_index",
     "index_writer",
     "plan_index",
@@ -423,13 +424,18 @@ def build_index(
         if model is None:
             model = options.load_classifier()
         plan = plan_index(catalogue, shards, output, identity(model), options)
-        with progress_bar(plan, options) as bar:
-            for part in list(plan.todo):
-                texts = part.lyrics()
-                vectors = np.empty((len(texts), len(EMOTIONS)), dtype=np.float32)
-                for start in range(0, len(texts), options.batch_size):
-                    stop = start + options.batch_size
-                    vectors[start:stop] = model.predict_proba(texts[start:stop])
-                    bar.update(len(texts[start:stop]))
-                plan.complete(part, vectors)
+        classify_parts(plan, model, options)
         return finish_index(plan, options)
+
+
+def classify_parts(plan: IndexPlan, model: EmotionModel, options: IndexOptions) -> None:
+    """Classify the plan's parts in this process, keeping each one as it completes."""
+    with progress_bar(plan, options) as bar:
+        for part in list(plan.todo):
+            texts = part.lyrics()
+            vectors = np.empty((len(texts), len(EMOTIONS)), dtype=np.float32)
+            for start in range(0, len(texts), options.batch_size):
+                stop = start + options.batch_size
+                vectors[start:stop] = model.predict_proba(texts[start:stop])
+                bar.update(len(texts[start:stop]))
+            plan.complete(part, vectors)

@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.catalogue import catalogue_files
+from recommender.catalogue import CONTENT_HASH, catalogue_files
 from recommender.errors import CatalogueError
 from recommender.indexing import (
     IndexOptions,
     build_index,
+    classify_parts,
+    identity,
     plan_index,
     read_catalogue,
     scan_catalogue,
@@ -339,3 +341,20 @@ def test_a_killed_run_resumes_with_the_remaining_shards(tmp_path: Path, fake_cla
     assert resumed.tracks.equals(again.tracks)
     np.testing.assert_allclose(resumed.vectors, again.vectors, atol=1e-7)
     assert len(shards) == 3
+
+
+@pytest.mark.gpu
+def test_parts_classified_on_cuda_match_the_cpu(tmp_path: Path, tiny_model_dir: Path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    write_shards(tmp_path / "shards", 2)
+    vectors = {}
+    for device in ("cpu", "cuda"):
+        options = IndexOptions(model=str(tiny_model_dir), engine="torch", device=device)
+        model = options.load_classifier()
+        shards = scan_catalogue(tmp_path / "shards")
+        plan = plan_index(tmp_path / "shards", shards, tmp_path / device, identity(model), options)
+        classify_parts(plan, model, options)
+        vectors[device] = np.stack([plan.known[h] for h in plan.tracks[CONTENT_HASH]])
+    np.testing.assert_allclose(vectors["cuda"], vectors["cpu"], atol=1e-4)
