@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from recommender.catalogue import catalogue_files, scan_shard
+from recommender.emotions import EMOTIONS
 from recommender.errors import InvalidInputError, RecommenderError
 from recommender.indexing import (
     IndexOptions,
@@ -152,7 +153,7 @@ def _classify(ray: Any, plan: IndexPlan, options: IndexOptions, ray_options: Ray
         )
     )
     log.info("classifying %d parts on %d actors", len(parts), actors)
-    vectors = {i: np.empty((len(p), 6), dtype=np.float32) for i, p in enumerate(parts)}
+    vectors = {i: np.empty((len(p), len(EMOTIONS)), np.float32) for i, p in enumerate(parts)}
     filled = dict.fromkeys(vectors, 0)
     with progress_bar(plan, options) as bar:
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -198,14 +199,14 @@ def _build_on_ray(
             logging_level=logging.ERROR,
             log_to_driver=False,
         )
-    # Ray Data logs each execution's start and end; the command shows its own progress.
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-    resources = ray.cluster_resources()
-    log.info("Ray ready: %g CPUs, %g GPUs", resources.get("CPU", 0), resources.get("GPU", 0))
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
     try:
+        # Ray Data logs each execution's start and end; the command shows its own progress.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        resources = ray.cluster_resources()
+        log.info("Ray ready: %g CPUs, %g GPUs", resources.get("CPU", 0), resources.get("GPU", 0))
         scan = ray.remote(num_cpus=1)(scan_shard)
         shards = ray.get([scan.remote(str(path), i) for i, path in enumerate(files)])
         identify = ray.remote(num_cpus=1, num_gpus=ray_options.gpus_per_actor)(_identify)
