@@ -20,25 +20,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from classify import _model_card_loop, benchmark_texts, bundled_tokenizer
+from index import synthetic_shards
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(HERE.parent))
-
-from classify import (  # noqa: E402
-    _model_card_loop,
-    benchmark_texts,
-    build_reference_architecture,
-    bundled_tokenizer,
-    save_random_electra,
-)
-from index import synthetic_shards  # noqa: E402
+from recommender.testing import build_reference_architecture, save_random_electra
 
 TARGET = 1700  # tracks/s: a million tracks in ten minutes
 

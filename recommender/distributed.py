@@ -38,6 +38,7 @@ from recommender.track_index import ModelIdentity
 log = logging.getLogger(__name__)
 
 INSTALL = "indexing on Ray needs Ray: pip install 'recommender[ray]'"
+ACTOR_CPUS = 1
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ class _Classifier:
     """A Ray actor holding one model, loaded once through the project's loader."""
 
     def __init__(self, options: IndexOptions, device: str | None) -> None:
-        self.model = options.load_classifier(device)
+        # One intra-op thread: the actor holds one of Ray's CPUs (several would contend).
+        self.model = options.load_classifier(device, threads=ACTOR_CPUS)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -148,7 +150,7 @@ def _classify(ray: Any, plan: IndexPlan, options: IndexOptions, ray_options: Ray
             batch_size=options.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=1,
+            num_cpus=ACTOR_CPUS,
             num_gpus=ray_options.gpus_per_actor,
         )
     )

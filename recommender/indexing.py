@@ -83,7 +83,9 @@ class IndexOptions:
                 f"{self.part_size}"
             )
 
-    def load_classifier(self, device: str | None = None) -> EmotionModel:
+    def load_classifier(
+        self, device: str | None = None, threads: int | None = None
+    ) -> EmotionModel:
         """The classifier these options name, through the project's one loader."""
         from recommender.classifier import EmotionClassifier
 
@@ -92,6 +94,7 @@ class IndexOptions:
             backend=self.engine,
             device=device or self.device,
             batch_size=self.batch_size,
+            threads=threads,
         )
 
 
