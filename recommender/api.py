@@ -18,26 +18,25 @@ from flask import Blueprint, Flask, Response, current_app, request, send_from_di
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from recommender import sentences
 from recommender.classifier import EmotionModel
-from recommender.emotions import as_mapping
 from recommender.errors import InvalidInputError, RecommenderError
 from recommender.openapi import OPERATIONS, openapi_document
 from recommender.schemas import (
     ClassifyRequest,
-    ClassifyResponse,
-    ClassifyResult,
     ErrorBody,
     ErrorDetail,
     Genres,
     Health,
     Limits,
+    PlaylistRequest,
     Ready,
     RecommendRequest,
-    emotions,
+    SimilarQuery,
     parse,
     to_json,
 )
-from recommender.service import Recommender
+from recommender.service import Recommender, read_texts
 from recommender.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,10 @@ def create_app(
     def load_model() -> EmotionModel:
         from recommender.classifier import EmotionClassifier
 
-        return EmotionClassifier.from_pretrained(settings=settings)
+        model = EmotionClassifier.from_pretrained(settings=settings)
+        if settings.sentences == "warm":
+            sentences.warm()  # else the first request with sentence detail waits for Kiwi
+        return model
 
     def load_service(classifier: EmotionModel) -> Recommender:
         return Recommender.with_index(classifier, settings)
@@ -233,11 +235,28 @@ def recommend() -> Response:
 
 @bp.post("/classify")
 def classify() -> Response:
-    query = _request(ClassifyRequest)
-    readings = [as_mapping(row) for row in _classifier().predict_proba(query.texts)]
-    return respond(
-        ClassifyResponse(results=[ClassifyResult(emotions=emotions(e)) for e in readings])
-    )
+    return respond(read_texts(_classifier(), _request(ClassifyRequest)))
+
+
+@bp.post("/playlist")
+def playlist() -> Response:
+    query = _request(PlaylistRequest)
+    return respond(_service().answer_playlist(query).to_body())
+
+
+# A track id may hold "/" (the path converter keeps it); one that ends in "/similar" reads as
+# the similar songs of the id before it.
+@bp.get("/tracks/<path:track_id>")
+def track(track_id: str) -> Response:
+    return respond(_service().track(track_id).to_body())
+
+
+@bp.get("/tracks/<path:track_id>/similar")
+def similar(track_id: str) -> Response:
+    # A parameter given once is a value, given again (?genre=a&genre=b) a list.
+    args = {name: vals[0] if len(vals) == 1 else vals for name, vals in request.args.lists()}
+    query = parse(SimilarQuery, args, limits(current_app.config))
+    return respond(_service().answer_similar(track_id, query).to_body())
 
 
 @bp.get("/genres")

@@ -80,3 +80,9 @@ def parse_emotion(name: str) -> str:
     if emotion is None:
         raise InvalidInputError(f"unknown emotion {name!r}; expected one of {', '.join(EMOTIONS)}")
     return emotion
+
+
+def strongest(vector: Sequence[float] | np.ndarray) -> str:
+    """The strongest emotion of a distribution in Korean with its share: "행복 83%"."""
+    i = int(np.argmax(vector))
+    return f"{KOREAN_NAMES[EMOTIONS[i]]} {float(vector[i]):.0%}"

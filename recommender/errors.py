@@ -22,6 +22,13 @@ class ConfigurationError(RecommenderError, ValueError):
     code = "invalid_configuration"
 
 
+class TrackNotFoundError(InvalidInputError):
+    """A track id that the loaded index does not hold."""
+
+    code = "track_not_found"
+    status = 404
+
+
 class ModelLoadError(RecommenderError):
     """A model that cannot be found, downloaded or mapped onto the six emotions."""
 

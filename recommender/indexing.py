@@ -38,6 +38,7 @@ from recommender.emotions import EMOTIONS
 from recommender.errors import CatalogueError, IndexLoadError, IndexWriteError, InvalidInputError
 from recommender.faiss_indexes import IndexType
 from recommender.index_manifest import read_manifest
+from recommender.mood_tags import MoodTags, blend, tags_to_blend
 from recommender.track_index import ModelIdentity, TrackIndex, remove_stale_staging
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PART_SIZE = 10_000
+TAGS = "mood_tags"  # the manifest's record of a tag blend
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class IndexOptions:
     progress: bool = False
     # At most this many lyrics of one file per part: the unit kept on disk and handed out.
     part_size: int = PART_SIZE
+    # Blend the catalogue's own mood tags into the saved vectors (0 ignores them).
+    tag_weight: float = 0.0
+    tag_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.part_size < 1:
@@ -146,6 +151,8 @@ class IndexPlan:
     resumed: int
     # Distinct lyrics this run classifies or took from kept parts: the progress bar's total.
     planned: int
+    # The catalogue's mood tags, when they are to be blended in.
+    tags: MoodTags | None = None
 
     @property
     def work(self) -> Path:
@@ -186,6 +193,8 @@ def _previous_vectors(output: Path, model: ModelIdentity) -> dict[str, np.ndarra
         manifest = read_manifest(output)
         if manifest.model.fingerprint != model.fingerprint:
             return {}
+        if manifest.extra().get(TAGS, {}).get("weight", 0) > 0:
+            return {}  # its vectors hold tags, not the lyrics' own reading
         previous = TrackIndex.load(output, checkpoint=model.checkpoint, device="cpu")
     except IndexLoadError:
         return {}
@@ -247,6 +256,7 @@ def plan_index(
     if len(shards) > 1:
         ids = pd.concat([tracks["track_id"], pd.Series([s["track_id"] for s in skipped])])
         check_unique(ids.reset_index(drop=True), "across the catalogue's files")
+    tags = tags_to_blend(tracks, options.tag_weight, options.tag_column)
     _check_writable(output)
     known = _previous_vectors(output, model)
     reused = int(tracks[CONTENT_HASH].isin(known.keys()).sum())
@@ -287,6 +297,7 @@ def plan_index(
         reused=reused,
         resumed=resumed,
         planned=planned,
+        tags=tags,
     )
 
 
@@ -333,12 +344,16 @@ def finish_index(plan: IndexPlan, options: IndexOptions) -> IndexSummary:
         vectors[row] = plan.known[digest]
     metadata = plan.tracks.drop(columns=[SHARD_COLUMN, ROW_COLUMN])
     tracks = pa.Table.from_pandas(_whole_numbers(metadata), preserve_index=False)
+    extra: dict[str, Any] = {"catalogue": Path(plan.catalogue).name, "skipped": len(plan.skipped)}
+    if plan.tags is not None:
+        vectors = blend(vectors, plan.tags, options.tag_weight)
+        extra[TAGS] = plan.tags.manifest(options.tag_weight)
     index = TrackIndex(
         vectors,
         tracks,
         model=plan.model,
         device="cpu",
-        extra={"catalogue": Path(plan.catalogue).name, "skipped": len(plan.skipped)},
+        extra=extra,
         index_type=options.index_type,
     )
     index.save(plan.output)

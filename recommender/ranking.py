@@ -4,40 +4,63 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
 
-from recommender.emotions import EMOTIONS, KOREAN_NAMES, as_mapping
+from recommender.emotions import EMOTIONS, KOREAN_NAMES, as_mapping, strongest
 from recommender.errors import InvalidInputError
-from recommender.schemas import RankingOptions, Track, emotions
+from recommender.schemas import Filters, RankingOptions, Track, TrackDetail, emotions
 from recommender.track_index import TrackIndex
 
-__all__ = ["RankedTrack", "RankingOptions", "explain", "rank", "shift_query"]
+__all__ = ["RankedTrack", "RankingOptions", "TrackInfo", "explain", "rank", "shift_query"]
 
 RANGE_FILTERS = {"year_min": ("year", np.greater_equal), "year_max": ("year", np.less_equal)}
 SPECIAL_FILTERS = {"exclude_track_ids"}
 HIDDEN_COLUMNS = {"lyrics_sha256"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class RankedTrack:
-    """One recommended track: its metadata, emotion vector, score and a short explanation."""
+class TrackInfo:
+    """One catalogue track: its metadata and the emotion vector the index holds for it."""
 
     track_id: str
     title: str
     artist: str
-    score: float
     emotions: dict[str, float]
-    explanation: str
     metadata: dict[str, Any]
 
-    def to_body(self) -> Track:
-        # Catalogue columns ride along, but never replace a contract field of the same name.
-        extra = {
-            k: v for k, v in self.metadata.items() if v is not None and k not in Track.model_fields
+    def to_body(self) -> TrackDetail:
+        return TrackDetail(
+            track_id=self.track_id,
+            title=self.title,
+            artist=self.artist,
+            emotions=emotions(self.emotions),
+            **self.extra(TrackDetail),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_body().model_dump(mode="json")
+
+    def extra(self, body: type[BaseModel]) -> dict[str, Any]:
+        """Catalogue columns ride along, but never replace a field of the body's own."""
+        return {
+            k: v for k, v in self.metadata.items() if v is not None and k not in body.model_fields
         }
+
+
+@dataclass(frozen=True)
+class RankedTrack(TrackInfo):
+    """One recommended track: a catalogue track with its score and a short explanation."""
+
+    score: float
+    explanation: str
+
+    def to_body(self) -> Track:  # type: ignore[override]
         return Track(
             track_id=self.track_id,
             title=self.title,
@@ -45,14 +68,11 @@ class RankedTrack:
             score=round(self.score, 4),
             emotions=emotions(self.emotions),
             explanation=self.explanation,
-            **extra,
+            **self.extra(Track),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.to_body().model_dump(mode="json")
 
-
-def _filter_mask(index: TrackIndex, filters: dict[str, Any]) -> np.ndarray:
+def filter_mask(index: TrackIndex, filters: dict[str, Any]) -> np.ndarray:
     """Rows of the index allowed by the filters (equality, lists of values, year range).
 
     The values were checked by ``Filters``; the names of catalogue columns are checked here.
@@ -100,18 +120,13 @@ def _filter_key(value: Any) -> str:
     return str(value).casefold()
 
 
-def _dominant(vector: np.ndarray) -> str:
-    i = int(np.argmax(vector))
-    return f"{KOREAN_NAMES[EMOTIONS[i]]} {vector[i]:.0%}"
-
-
 def explain(mood: np.ndarray, track: np.ndarray, target: str | None) -> str:
     """A one-line reason a person can read, in Korean like the texts it answers.
 
     The similarity itself is the track's ``score``.
     """
     wanted = f"{KOREAN_NAMES[target]} 쪽으로 옮긴 기분" if target else "지금 기분"
-    return f"{wanted}에 어울려요: 글은 {_dominant(mood)}, 이 노래는 {_dominant(track)}"
+    return f"{wanted}에 어울려요: 글은 {strongest(mood)}, 이 노래는 {strongest(track)}"
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -132,39 +147,91 @@ def rank(
     ``mood`` is the text's own vector when ``query`` was shifted towards ``target``.
     """
     mood = query if mood is None else mood
-    filters = options.filters.active()
-    allowed = _filter_mask(index, filters) if filters else None
-    pool = int(allowed.sum()) if allowed is not None else len(index)
-    fetch = min(max(options.k * options.overfetch, 50), len(index))
+    picked = pick(query, index, options)
+    return ranked_tracks(
+        index,
+        picked,
+        [explain(mood, index.vectors[row], target) for row, _ in picked],
+    )
+
+
+def allowed_rows(index: TrackIndex, filters: Filters) -> np.ndarray | None:
+    """The rows the filters allow, or None when no filter is set."""
+    active = filters.active()
+    return filter_mask(index, active) if active else None
+
+
+def pick(query: np.ndarray, index: TrackIndex, options: RankingOptions) -> list[tuple[int, float]]:
+    """Rows and scores of the best ``k`` tracks for one query, after the options' rules."""
+    return search_wider(
+        index,
+        query[None, :],
+        allowed_rows(index, options.filters),
+        max(options.k * options.overfetch, 50),
+        lambda rows, scores: _select(rows[0], scores[0], index, options),
+        options.k,
+    )
+
+
+def search_wider(
+    index: TrackIndex,
+    queries: np.ndarray,
+    allowed: np.ndarray | None,
+    fetch: int,
+    choose: Callable[[list[np.ndarray], list[np.ndarray]], list[T]],
+    want: int,
+) -> list[T]:
+    """Let ``choose`` pick from the ``fetch`` rows nearest each query that pass the filters.
+
+    ``choose`` gets, per query, the allowed rows best first and their scores. While it picks
+    fewer than ``want`` and more rows could help, the search widens fourfold; a widened search
+    is exact, since an approximate index may hold back rows a filter needs.
+    """
+    pool = len(index) if allowed is None else int(allowed.sum())
+    fetch = min(fetch, len(index))
     exact = False
     while True:
-        # A widened search is exact: an approximate index may hold back rows a filter needs.
-        result = index.search(query[None, :], max(fetch, 1), exact=exact)
-        ids, scores = result.ids[0], result.scores[0]
-        keep = ids >= 0
+        result = index.search(queries, max(fetch, 1), exact=exact)
+        keep = result.ids >= 0
         if allowed is not None:
-            keep &= allowed[np.where(keep, ids, 0)]
-        picked = _select(ids[keep], scores[keep], index, options)
-        if len(picked) >= options.k or fetch >= len(index) or len(picked) >= pool:
-            break
+            keep &= allowed[np.where(keep, result.ids, 0)]
+        picked = choose(
+            [ids[mask] for ids, mask in zip(result.ids, keep, strict=True)],
+            [scores[mask] for scores, mask in zip(result.scores, keep, strict=True)],
+        )
+        if len(picked) >= want or fetch >= len(index) or len(picked) >= pool:
+            return picked
         fetch, exact = min(fetch * 4, len(index)), True
-    # One take for all picked rows: per-row pyarrow access costs more than the search.
-    metas = index.tracks.take(np.array([row for row, _ in picked], dtype=np.int64)).to_pylist()
+
+
+def track_infos(index: TrackIndex, rows: list[int]) -> list[TrackInfo]:
+    """The tracks at these rows of the index, in the given order."""
+    # One take for all rows: per-row pyarrow access costs more than the search.
+    metas = index.tracks.take(np.array(rows, dtype=np.int64)).to_pylist()
     return [
-        RankedTrack(
+        TrackInfo(
             track_id=str(meta["track_id"]),
             title=str(meta["title"]),
             artist=str(meta["artist"]),
-            score=float(score),
             emotions=as_mapping(index.vectors[row]),
-            explanation=explain(mood, index.vectors[row], target),
             metadata={
                 k: v
                 for k, v in meta.items()
                 if k not in {"track_id", "title", "artist"} | HIDDEN_COLUMNS
             },
         )
-        for (row, score), meta in zip(picked, metas, strict=True)
+        for row, meta in zip(rows, metas, strict=True)
+    ]
+
+
+def ranked_tracks(
+    index: TrackIndex, picked: list[tuple[int, float]], explanations: list[str]
+) -> list[RankedTrack]:
+    """Picked ``(row, score)`` pairs as tracks with their metadata, in the given order."""
+    infos = track_infos(index, [row for row, _ in picked])
+    return [
+        RankedTrack(**vars(info), score=float(score), explanation=explanation)
+        for info, (_, score), explanation in zip(infos, picked, explanations, strict=True)
     ]
 
 
@@ -172,25 +239,34 @@ def _folded(value: Any) -> str:
     return str(value or "").strip().casefold()
 
 
+def distinct(index: TrackIndex, rows: np.ndarray) -> tuple[list[int], list[str]]:
+    """``rows`` without repeats of a title by the same artist (the first kept), and each
+    kept row's artist as compared for caps (case and spacing folded)."""
+    candidates = index.tracks.select(["title", "artist"]).take(np.asarray(rows, dtype=np.int64))
+    titles = [_folded(t) for t in candidates.column("title").to_pylist()]
+    artists = [_folded(a) for a in candidates.column("artist").to_pylist()]
+    seen: set[tuple[str, str]] = set()
+    kept: list[int] = []
+    kept_artists: list[str] = []
+    for row, title, artist in zip(rows.tolist(), titles, artists, strict=True):
+        if (title, artist) in seen:
+            continue
+        seen.add((title, artist))
+        kept.append(row)
+        kept_artists.append(artist)
+    return kept, kept_artists
+
+
 def _select(
     ids: np.ndarray, scores: np.ndarray, index: TrackIndex, options: RankingOptions
 ) -> list[tuple[int, float]]:
     """Greedy pick: skip duplicates and capped artists; trade similarity for diversity (MMR)."""
-    rows = ids.tolist()
-    candidates = index.tracks.select(["title", "artist"]).take(np.asarray(rows, dtype=np.int64))
-    titles = [_folded(t) for t in candidates.column("title").to_pylist()]
-    artist_of = dict(zip(rows, map(_folded, candidates.column("artist").to_pylist()), strict=True))
-    seen: set[tuple[str, str]] = set()
+    rows, artists = distinct(index, ids)
+    score_of = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+    artist_of = dict(zip(rows, artists, strict=True))
     per_artist: Counter[str] = Counter()
-    eligible: list[tuple[int, float]] = []
-    for row, title, score in zip(rows, titles, scores.tolist(), strict=True):
-        key = (title, artist_of[row])
-        if key in seen:
-            continue
-        seen.add(key)
-        eligible.append((row, score))
+    remaining = [(row, score_of[row]) for row in rows]
     picked: list[tuple[int, float]] = []
-    remaining = eligible
     while remaining and len(picked) < options.k:
         if options.diversity > 0 and picked:
             chosen = index.vectors[[row for row, _ in picked]]

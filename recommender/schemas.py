@@ -33,6 +33,7 @@ from recommender.errors import InvalidInputError
 from recommender.settings import Settings
 
 EXAMPLE_TEXT = "오늘은 정말 행복한 하루였다. 친구들과 오랜만에 만나서 많이 웃었다."
+EXAMPLE_DAY = "아침엔 면접 때문에 떨렸는데, 합격 연락 받고 날아갈 것 같았다."
 SHOWN_CHARACTERS = 60  # a value echoed in an error message is cut after this many characters
 
 
@@ -157,6 +158,8 @@ Emotion = Literal["angry", "anxious", "embarrassed", "happy", "heartache", "sad"
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
 Year = Annotated[float, Field(ge=0, le=9999, allow_inf_nan=False)]
+Focus = Literal["whole", "end"]
+Detail = Literal["sentences"]
 FilterScalar = str | int | float
 FilterValue = FilterScalar | Annotated[list[FilterScalar], Field(min_length=1)]
 
@@ -207,6 +210,18 @@ class RankingOptions(Schema):
     overfetch: Count = 5
 
 
+def _default_k(cls: type[BaseModel], data: Any, info: ValidationInfo) -> Any:
+    """A request's ``k`` defaults to the configured ``default_k`` (a ``before`` validator)."""
+    if isinstance(data, Mapping) and "k" not in data:
+        return {**data, "k": _limits(info).default_k}
+    return data
+
+
+PerArtist = Annotated[Count, Limit("maximum", "max_k")] | None
+PER_ARTIST = "At most this many tracks by one artist; null for no cap"
+K = Annotated[Count, Limit("maximum", "max_k"), Limit("default", "default_k")]
+
+
 class RecommendRequest(Schema):
     """``POST /recommend``: one text and how to choose its tracks."""
 
@@ -223,14 +238,13 @@ class RecommendRequest(Schema):
                     "per_artist": 2,
                     "diversity": 0.2,
                 },
+                {"text": EXAMPLE_DAY, "k": 5, "detail": "sentences", "focus": "end"},
             ]
         }
     )
 
     text: Text = Field(description="A few lines about the day, in Korean")
-    k: Annotated[Count, Limit("maximum", "max_k"), Limit("default", "default_k")] = Field(
-        10, description="How many tracks"
-    )
+    k: K = Field(10, description="How many tracks")
     target: EmotionName | None = Field(
         None, description="Shift the mood towards this emotion before matching"
     )
@@ -238,19 +252,21 @@ class RecommendRequest(Schema):
         0.5, description="How far towards the target: 0 keeps the mood, 1 is the target alone"
     )
     filters: Filters | None = None
-    per_artist: Annotated[Count, Limit("maximum", "max_k")] | None = Field(
-        2, description="At most this many tracks by one artist; null for no cap"
-    )
+    per_artist: PerArtist = Field(2, description=PER_ARTIST)
     diversity: Fraction = Field(
         0.0, description="0 ranks by similarity alone; up to 1 trades it for varied emotions"
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_k(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, Mapping) and "k" not in data:
-            return {**data, "k": _limits(info).default_k}
-        return data
+    detail: Detail | None = Field(
+        None, description='"sentences" also reads each sentence and names the dominant ones'
+    )
+    focus: Focus = Field(
+        "whole",
+        description='"whole" reads the text at once; "end" weighs the last sentences most '
+        "(where the writer is now)",
+    )
+
+    _default_k = model_validator(mode="before")(_default_k)
 
     def ranking_options(self) -> RankingOptions:
         return RankingOptions(
@@ -269,6 +285,55 @@ class ClassifyRequest(Schema):
     )
 
     texts: Annotated[list[Text], Field(min_length=1), Limit("maxItems", "max_texts")]
+    detail: Detail | None = Field(
+        None, description='"sentences" also reads each sentence and names the dominant ones'
+    )
+
+
+class PlaylistRequest(Schema):
+    """``POST /playlist``: start at the text's mood and move step by step to ``target``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"text": "내일 면접인데 잠이 안 온다.", "target": "happy", "n": 8},
+                {
+                    "text": "비가 와서 마음이 슬프다.",
+                    "n": 12,
+                    "filters": {"genre": ["발라드", "포크"]},
+                    "per_artist": 1,
+                },
+            ]
+        }
+    )
+
+    text: Text = Field(description="A few lines about the day, in Korean")
+    target: EmotionName | None = Field(
+        None,
+        description="The mood to end at; without it a mood other than happy is lifted halfway "
+        "towards happy, and a happy mood stays",
+    )
+    n: Annotated[int, Field(ge=3, le=50)] = Field(12, description="How many tracks (steps)")
+    filters: Filters | None = None
+    per_artist: PerArtist = Field(2, description=PER_ARTIST)
+
+
+class SimilarQuery(Schema):
+    """``GET /tracks/{track_id}/similar``: the query string (numbers as query text)."""
+
+    model_config = ConfigDict(strict=False)
+
+    k: K = Field(10, description="How many tracks")
+    per_artist: PerArtist = Field(2, description=PER_ARTIST)
+    genre: FilterValue | None = Field(None, description="A genre; repeat for several")
+    year_min: Year | None = Field(None, description="Only tracks from this year on")
+    year_max: Year | None = Field(None, description="Only tracks up to this year")
+
+    _default_k = model_validator(mode="before")(_default_k)
+
+    def ranking_options(self) -> RankingOptions:
+        filters = Filters(genre=self.genre, year_min=self.year_min, year_max=self.year_max)
+        return RankingOptions(k=self.k, per_artist=self.per_artist, filters=filters)
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -298,14 +363,73 @@ class Track(Body):
     explanation: str = Field(description="Why this track, in Korean")
 
 
+class TrackDetail(Body):
+    """One catalogue track and its emotions; the catalogue's other columns ride along."""
+
+    model_config = ConfigDict(extra="allow")
+
+    track_id: str
+    title: str
+    artist: str
+    emotions: Emotions
+
+
+class SentenceReading(Body):
+    """One sentence of a text and how it reads."""
+
+    text: str
+    start: int = Field(description="Offset of its first character, in Unicode code points")
+    end: int = Field(description="Offset just past its last character (code points)")
+    emotions: Emotions
+    weight: float = Field(
+        description="How much it counts: its part of the characters (whole), or halving per "
+        "sentence back from the last (end)"
+    )
+    share: float = Field(description="Its part of the reading: weight times agreement, to 1")
+
+
+SENTENCES = "Each sentence, in order (with detail: sentences)"
+DOMINANT = "Indexes of the fewest sentences holding half the reading, in order"
+
+
 class RecommendResponse(Body):
-    emotions: Emotions = Field(description="The text's own reading")
+    emotions: Emotions = Field(description="The text's reading (weighted by focus)")
     tracks: list[Track] = Field(description="Best match first")
     target: Emotion | None = Field(None, description="Present when the mood was shifted")
+    focus: Focus | None = Field(None, description="Present when not whole")
+    sentences: list[SentenceReading] | None = Field(None, description=SENTENCES)
+    dominant: list[int] | None = Field(None, description=DOMINANT)
+
+
+class SimilarResponse(Body):
+    track: TrackDetail = Field(description="The song asked about")
+    tracks: list[Track] = Field(description="The nearest by emotion, best first")
+
+
+class PlaylistTrack(Track):
+    """A track of a playlist and the step it stands on."""
+
+    step: int = Field(description="1 for the first track")
+    goal: Emotions = Field(description="The mood this step aims at")
+    distance: float = Field(description="Hellinger distance from the goal (0 = exactly it)")
+
+
+class PlaylistResponse(Body):
+    emotions: Emotions = Field(description="The text's reading: where the playlist starts")
+    target: Emotion = Field(description="The emotion the playlist moves towards")
+    mode: Literal["target", "lift", "stay"] = Field(
+        description="target: to the target itself; lift: halfway to happy; stay: kept as it is"
+    )
+    end: Emotions = Field(description="The mood of the last step")
+    tracks: list[PlaylistTrack] = Field(
+        description="In order; fewer than n when the filters leave fewer"
+    )
 
 
 class ClassifyResult(Body):
     emotions: Emotions
+    sentences: list[SentenceReading] | None = Field(None, description=SENTENCES)
+    dominant: list[int] | None = Field(None, description=DOMINANT)
 
 
 class ClassifyResponse(Body):
@@ -317,6 +441,8 @@ class TextReading(Body):
 
     text: str
     emotions: Emotions
+    sentences: list[SentenceReading] | None = None
+    dominant: list[int] | None = None
 
 
 class Genres(Body):
@@ -465,6 +591,8 @@ def _expected(node: dict[str, Any], schema: dict[str, Any]) -> str:
         return f"an emotion ({', '.join(EMOTIONS)}) or its Korean name"
     if "enum" in node:
         return "one of " + ", ".join(map(str, node["enum"]))
+    if "const" in node:
+        return json.dumps(node["const"], ensure_ascii=False)
     kind = node.get("type")
     if kind in ("integer", "number"):
         low, high = node.get("minimum"), node.get("maximum")

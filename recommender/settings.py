@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_texts: int = Field(default=64, ge=1)
     max_k: int = Field(default=100, ge=1)
     default_k: int = Field(default=10, ge=1)
+    # The sentence splitter (Kiwi, ~0.5 GB): "warm" loads it with the model, "lazy" on the first
+    # request with sentence detail or focus "end" (which then waits a few seconds).
+    sentences: Literal["warm", "lazy"] = "warm"
     # Training data (`recommender train`).
     data_dir: Path | None = None
     diary_dir: Path | None = None
