@@ -202,3 +202,21 @@ def assign(
 
 def _explain(step: int, total: int, goal: np.ndarray, track: np.ndarray) -> str:
     return f"{step}/{total}단계: 목표는 {strongest(goal)}, 이 노래는 {strongest(track)}"
+
+
+def steps_between(vectors: np.ndarray) -> np.ndarray:
+    """Hellinger distance between each pair of neighbouring tracks' distributions."""
+    roots = np.sqrt(np.asarray(vectors, dtype=np.float64))
+    agreement = (roots[1:] * roots[:-1]).sum(axis=1)
+    return np.sqrt(np.clip(1.0 - agreement, 0.0, 1.0))
+
+
+def glued_nearest(start: np.ndarray, end: np.ndarray, index: TrackIndex, n: int) -> list[int]:
+    """The baseline a playlist is measured against: the start's nearest tracks (best first)
+    followed by the end's nearest (best last), ``n`` rows in all, none twice."""
+    head = (n + 1) // 2
+    near_start = index.search(np.asarray(start)[None, :], n, exact=True).ids[0]
+    near_end = index.search(np.asarray(end)[None, :], 2 * n, exact=True).ids[0]
+    rows = [int(r) for r in near_start[:head] if r >= 0]
+    tail = [int(r) for r in near_end if r >= 0 and int(r) not in rows][: n - len(rows)]
+    return rows + tail[::-1]
