@@ -17,6 +17,8 @@ from recommender.errors import InvalidInputError, RecommenderError
 from recommender.indexing import PART_SIZE
 
 if TYPE_CHECKING:
+    from recommender.ranking import TrackInfo
+    from recommender.sentences import Arc
     from recommender.settings import Backend, Settings
 
 
@@ -70,7 +72,14 @@ INDEX = setting_option(
     help="Index directory (default: the sample catalogue's index).",
 )
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-ENGINE = setting_option(
+    settings = _settings(model=model, engine=engine, device=device)
+    classifier = EmotionClassifier.from_pretrained(settings=settings)
+    if detail == "sentences":
+        arcs = read_arcs(classifier, list(texts))
+        readings = [arc.reading for arc in arcs]
+    else:
+        readings = list(classifier.predict_proba(list(texts)))
+    for i, (text, row) in enumerate(zip(texts, readings, strict=True)):
     "--engine",
     setting="engine",
     default=None,
@@ -113,17 +122,31 @@ def _bar(probabilities: dict[str, float]) -> str:
     return "  ".join(f"{e} {probabilities[e]:.2f}" for e in EMOTIONS)
 
 
+def _top(probabilities: dict[str, float]) -> str:
+    return max(probabilities, key=probabilities.__getitem__)
+
+
+def _print_arc(arc: Arc) -> None:
+    for i, sentence in enumerate(arc.sentences):
+        mark = "*" if i in arc.dominant else " "
+        click.echo(
+            f"  {mark} {_top(sentence.emotions):<12} share {sentence.share:.2f}  {sentence.text}"
+        )
+
+
 @main.command()
 @click.argument("texts", nargs=-1, required=True)
 @MODEL
 @ENGINE
 @DEVICE
+@DETAIL
 @AS_JSON
 def classify(
     texts: tuple[str, ...],
     model: str | None,
     engine: Backend | None,
     device: str | None,
+    detail: str | None,
     as_json: bool,
 ) -> None:
     """Print the emotion vector of each TEXT."""
@@ -131,16 +154,29 @@ def classify(
     from recommender.emotions import as_mapping
     from recommender.schemas import TextReading, to_json
     from recommender.schemas import emotions as to_emotions
+    from recommender.sentences import read_arcs
 
-    settings = _settings(model=model, engine=engine, device=device)
-    classifier = EmotionClassifier.from_pretrained(settings=settings)
-    for text, row in zip(texts, classifier.predict_proba(list(texts)), strict=True):
+    classifier = load_classifier(model, engine=engine, device=device)
+    if detail == "sentences":
+        arcs = read_arcs(classifier, list(texts))
+        readings = [arc.reading for arc in arcs]
+    else:
+        readings = list(classifier.predict_proba(list(texts)))
+    for i, (text, row) in enumerate(zip(texts, readings, strict=True)):
         emotions = as_mapping(row)
         if as_json:
-            click.echo(to_json(TextReading(text=text, emotions=to_emotions(emotions))))
-        else:
-            top = max(emotions, key=emotions.__getitem__)
-            click.echo(f"{top:<12} {_bar(emotions)}  {text}")
+            arc = arcs[i] if detail == "sentences" else None
+            reading = TextReading(
+                text=text,
+                emotions=to_emotions(emotions),
+                sentences=arc.sentence_bodies() if arc else None,
+                dominant=arc.dominant if arc else None,
+            )
+            click.echo(to_json(reading))
+            continue
+        click.echo(f"{_top(emotions):<12} {_bar(emotions)}  {text}")
+        if detail == "sentences":
+            _print_arc(arcs[i])
 
 
 @main.command()
@@ -155,6 +191,18 @@ def classify(
     show_default=True,
     type=click.Choice(["auto", "flat", "ivf", "hnsw"]),
     help="Search structure: auto is exact (flat) below 20,000 tracks and IVF above.",
+)
+@click.option(
+    "--tag-weight",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Blend the catalogue's own mood tags into the lyrics' reading (0 ignores them).",
+)
+@click.option(
+    "--tag-column",
+    default=None,
+    help="The column of mood labels (default: six mood_* probability columns, else 'mood').",
 )
 @DEVICE
 @click.option(
@@ -197,6 +245,8 @@ def index(
     engine: Backend | None,
     batch_size: int,
     index_type: str,
+    tag_weight: float,
+    tag_column: str | None,
     device: str | None,
     fresh: bool,
     part_size: int,
@@ -224,6 +274,8 @@ def index(
         fresh=fresh,
         progress=not as_json,
         part_size=part_size,
+        tag_weight=tag_weight,
+        tag_column=tag_column,
     )
     if on_ray:
         from recommender.distributed import RayOptions, build_index_on_ray
@@ -257,7 +309,15 @@ def index(
     type=click.Choice(EMOTIONS),
     help="Shift the mood towards this emotion.",
 )
-@click.option("--genre", default=None, help="Only tracks of this genre.")
+@GENRE
+@click.option(
+    "--focus",
+    default="whole",
+    show_default=True,
+    type=click.Choice(["whole", "end"]),
+    help="Read the whole text, or weigh its last sentences most.",
+)
+@DETAIL
 @ENGINE
 @DEVICE
 @AS_JSON
@@ -268,6 +328,8 @@ def recommend(
     k: int,
     target: str | None,
     genre: str | None,
+    focus: str,
+    detail: str | None,
     engine: Backend | None,
     device: str | None,
     as_json: bool,
@@ -280,13 +342,121 @@ def recommend(
         settings=_settings(model=model, index=index, device=device, engine=engine)
     )
     filters = {"genre": genre} if genre else None
-    result = service.recommend(text, k, target=target, filters=filters)
+    result = service.recommend(
+        text,
+        k,
+        target=target,
+        filters=filters,
+        focus=focus,
+        detail=detail,
+    )
     if as_json:
         click.echo(to_json(result.to_body()))
         return
     click.echo(f"You: {_bar(result.emotions)}")
-    for rank, track in enumerate(result.tracks, 1):
-        click.echo(f"{rank:>3}. {track.score:.3f}  {track.title} — {track.artist}")
+    if result.arc is not None:
+        _print_arc(result.arc)
+    _print_tracks(result.tracks)
+
+
+def _print_tracks(tracks: list[Any]) -> None:
+    for rank, track in enumerate(tracks, 1):
+        click.echo(f"{rank:>3}. {track.score:.3f}  {_track(track)}")
+
+
+def _track(track: TrackInfo) -> str:
+    return f"{track.title} — {track.artist} [{track.track_id}]"
+
+
+@main.command()
+@click.argument("text")
+@INDEX
+@MODEL
+@click.option(
+    "-n",
+    default=12,
+    show_default=True,
+    type=click.IntRange(3, 50),
+    help="Number of tracks (steps).",
+)
+@click.option(
+    "--target",
+    default=None,
+    type=click.Choice(EMOTIONS),
+    help="The mood to end at (default: lift towards happy; a happy mood stays).",
+)
+@GENRE
+@PER_ARTIST
+@ENGINE
+@DEVICE
+@AS_JSON
+def playlist(
+    text: str,
+    index: str | None,
+    model: str | None,
+    n: int,
+    target: str | None,
+    genre: str | None,
+    per_artist: int,
+    engine: Backend | None,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """A playlist of N tracks from TEXT's mood, step by step, to the target mood."""
+    from recommender.schemas import to_json
+    from recommender.service import Recommender
+
+    service = Recommender.load(
+        settings=_settings(model=model, index=index, device=device, engine=engine)
+    )
+    filters = {"genre": genre} if genre else None
+    result = service.playlist(text, n, target=target, filters=filters, per_artist=per_artist)
+    if as_json:
+        click.echo(to_json(result.to_body()))
+        return
+    click.echo(f"You: {_bar(result.emotions)}")
+    click.echo(f"To:  {_bar(result.end)}  ({result.mode}: {result.target})")
+    for step in result.tracks:
+        goal = _top(step.goal)
+        click.echo(
+            f"{step.step:>3}. goal {goal:<12} distance {step.distance:.3f}  {_track(step.track)}"
+        )
+
+
+@main.command()
+@click.argument("track_id")
+@INDEX
+@MODEL
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1, 100))
+@GENRE
+@PER_ARTIST
+@ENGINE
+@DEVICE
+@AS_JSON
+def similar(
+    track_id: str,
+    index: str | None,
+    model: str | None,
+    k: int,
+    genre: str | None,
+    per_artist: int,
+    engine: Backend | None,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """K tracks whose emotions are nearest TRACK_ID's."""
+    from recommender.schemas import to_json
+    from recommender.service import Recommender
+
+    service = Recommender.load(
+        settings=_settings(model=model, index=index, device=device, engine=engine)
+    )
+    result = service.similar(track_id, k, genre=genre, per_artist=per_artist)
+    if as_json:
+        click.echo(to_json(result.to_body()))
+        return
+    click.echo(f"{_track(result.track)}: {_bar(result.track.emotions)}")
+    _print_tracks(result.tracks)
 
 
 @main.command()

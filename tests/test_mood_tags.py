@@ -47,7 +47,8 @@ def test_unknown_labels_are_listed_in_one_line():
     frame = pd.DataFrame({"mood": ["happy", "joyful", "신남", "joyful", "sad"]})
     with pytest.raises(
         CatalogueError,
-        match=r"2 unknown label\(s\): 'joyful' \(rows 2, 4\); '신남' \(rows 3\); expected one of angry/분노",
+        match=r"2 unknown label\(s\): 'joyful' \(rows 2, 4\); '신남' \(rows 3\); "
+        "expected one of angry/분노",
     ) as raised:
         read_tags(frame)
     assert "\n" not in str(raised.value)
