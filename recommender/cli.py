@@ -72,14 +72,17 @@ INDEX = setting_option(
     help="Index directory (default: the sample catalogue's index).",
 )
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-    settings = _settings(model=model, engine=engine, device=device)
-    classifier = EmotionClassifier.from_pretrained(settings=settings)
-    if detail == "sentences":
-        arcs = read_arcs(classifier, list(texts))
-        readings = [arc.reading for arc in arcs]
-    else:
-        readings = list(classifier.predict_proba(list(texts)))
-    for i, (text, row) in enumerate(zip(texts, readings, strict=True)):
+DETAIL = click.option(
+    "--detail",
+    default=None,
+    type=click.Choice(["sentences"]),
+    help="Also read each sentence (dominant ones marked *).",
+)
+PER_ARTIST = click.option(
+    "--per-artist", default=2, show_default=True, type=click.IntRange(1, 100), help="Artist cap."
+)
+GENRE = click.option("--genre", default=None, help="Only tracks of this genre.")
+ENGINE = setting_option(
     "--engine",
     setting="engine",
     default=None,
@@ -156,7 +159,8 @@ def classify(
     from recommender.schemas import emotions as to_emotions
     from recommender.sentences import read_arcs
 
-    classifier = load_classifier(model, engine=engine, device=device)
+    settings = _settings(model=model, engine=engine, device=device)
+    classifier = EmotionClassifier.from_pretrained(settings=settings)
     if detail == "sentences":
         arcs = read_arcs(classifier, list(texts))
         readings = [arc.reading for arc in arcs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
@@ -17,9 +18,14 @@ from recommender.schemas import (
     Genres,
     Health,
     Limits,
+    PlaylistRequest,
+    PlaylistResponse,
     Ready,
     RecommendRequest,
     RecommendResponse,
+    SimilarQuery,
+    SimilarResponse,
+    TrackDetail,
     resolve_limits,
 )
 
@@ -38,10 +44,12 @@ ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
         "unsupported_media_type",
         "send JSON with content-type application/json; got 'text/plain'",
     ),
+    404: ("track_not_found", "no track with id 'orig-999' in the index"),
     503: ("not_ready", "the model and index are still loading; retry shortly"),
 }
 ERROR_MEANINGS = {
     400: "A field is missing or invalid; the message names it by its path",
+    404: "No track with this id",
     413: "The body is over the configured size",
     415: "The body is not sent as application/json",
     503: "The model and index are still loading (or failed to load)",
@@ -60,9 +68,38 @@ class Operation:
     example: dict[str, Any]
     request: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
+    query: type[BaseModel] | None = None  # the query string's parameters
 
 
 BODY_ERRORS = (400, 413, 415, 503)
+EXAMPLE_TRACK = {
+    "track_id": "orig-012",
+    "title": "봄날의 산책",
+    "artist": "김하늘",
+    "emotions": EXAMPLE_EMOTIONS,
+    "genre": "포크",
+    "year": 2023,
+}
+SAD = {"angry": 0.02, "anxious": 0.05, "embarrassed": 0.02, "happy": 0.03, "heartache": 0.08}
+EXAMPLE_SAD = {**SAD, "sad": 0.8}
+EXAMPLE_SENTENCES = [
+    {
+        "text": "아침엔 면접 때문에 떨렸는데,",
+        "start": 0,
+        "end": 16,
+        "emotions": {**EXAMPLE_EMOTIONS, "anxious": 0.85, "happy": 0.07},
+        "weight": 0.3333,
+        "share": 0.21,
+    },
+    {
+        "text": "합격 연락 받고 날아갈 것 같았다.",
+        "start": 17,
+        "end": 35,
+        "emotions": EXAMPLE_EMOTIONS,
+        "weight": 0.6667,
+        "share": 0.79,
+    },
+]
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post",
@@ -90,11 +127,77 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "post",
+        "/playlist",
+        "playlist",
+        "A playlist that starts at the text's mood and moves step by step to a target mood",
+        PlaylistResponse,
+        {
+            "emotions": EXAMPLE_SAD,
+            "target": "happy",
+            "mode": "target",
+            "end": {**{e: 0.0 for e in EXAMPLE_EMOTIONS}, "happy": 1.0},
+            "tracks": [
+                {
+                    **{k: v for k, v in EXAMPLE_TRACK.items() if k != "emotions"},
+                    "score": 0.97,
+                    "emotions": EXAMPLE_SAD,
+                    "explanation": "1/8단계: 목표는 슬픔 80%, 이 노래는 슬픔 80% (일치도 0.97)",
+                    "step": 1,
+                    "goal": EXAMPLE_SAD,
+                    "distance": 0.17,
+                }
+            ],
+        },
+        PlaylistRequest,
+        BODY_ERRORS,
+    ),
+    Operation(
+        "get",
+        "/tracks/{track_id}",
+        "track",
+        "One track of the catalogue: its metadata and emotions",
+        TrackDetail,
+        EXAMPLE_TRACK,
+        errors=(404, 503),
+    ),
+    Operation(
+        "get",
+        "/tracks/{track_id}/similar",
+        "similarTracks",
+        "The tracks whose emotions are nearest a track's (the track itself left out)",
+        SimilarResponse,
+        {
+            "track": EXAMPLE_TRACK,
+            "tracks": [
+                {
+                    "track_id": "heritage-087",
+                    "title": "모란이 피기까지는",
+                    "artist": "김영랑",
+                    "score": 0.98,
+                    "emotions": EXAMPLE_EMOTIONS,
+                    "explanation": "이 노래와 감정이 닮았어요: 원곡은 행복 90%, "
+                    "이 노래는 행복 87% (일치도 0.98)",
+                }
+            ],
+        },
+        errors=(400, 404, 503),
+        query=SimilarQuery,
+    ),
+    Operation(
+        "post",
         "/classify",
         "classify",
         "The six emotions read in each text",
         ClassifyResponse,
-        {"results": [{"emotions": EXAMPLE_EMOTIONS}]},
+        {
+            "results": [
+                {
+                    "emotions": EXAMPLE_EMOTIONS,
+                    "sentences": EXAMPLE_SENTENCES,
+                    "dominant": [1],
+                }
+            ]
+        },
         ClassifyRequest,
         BODY_ERRORS,
     ),
@@ -131,6 +234,39 @@ def _version() -> str:
         return version("recommender")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "0"
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "minLength": 1},
+            "description": "As in the catalogue; may hold '/' (one ending in '/similar' reads "
+            "as the similar-songs path)",
+            "example": "orig-012",
+        }
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+
+
+def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
+    """The model's fields as query parameters (a list-valued one is repeated: ?genre=a&genre=b)."""
+    if model is None:
+        return []
+    schema = model.model_json_schema()
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in schema.get("required", []),
+            "schema": {k: v for k, v in field.items() if k not in ("description", "title")},
+            "description": field.get("description", ""),
+            "explode": True,
+        }
+        for name, field in schema["properties"].items()
+    ]
 
 
 def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
@@ -171,6 +307,9 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
             "summary": op.summary,
             "responses": responses,
         }
+        parameters = _path_parameters(op.path) + _query_parameters(op.query)
+        if parameters:
+            operation["parameters"] = parameters
         if op.request is not None:
             schema = refs[(op.request, "validation")]
             examples = op.request.model_json_schema().get("examples", [])

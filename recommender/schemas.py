@@ -324,15 +324,19 @@ class SimilarQuery(Schema):
     model_config = ConfigDict(strict=False)
 
     k: K = Field(10, description="How many tracks")
-    per_artist: PerArtist = Field(2, description=PER_ARTIST)
-    genre: FilterValue | None = Field(None, description="A genre; repeat for several")
+    per_artist: Annotated[Count, Limit("maximum", "max_k")] = Field(
+        2, description="At most this many tracks by one artist"
+    )
+    genre: str | Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="A genre; repeat for several (?genre=발라드&genre=포크)"
+    )
     year_min: Year | None = Field(None, description="Only tracks from this year on")
     year_max: Year | None = Field(None, description="Only tracks up to this year")
 
     _default_k = model_validator(mode="before")(_default_k)
 
     def ranking_options(self) -> RankingOptions:
-        filters = Filters(genre=self.genre, year_min=self.year_min, year_max=self.year_max)
+        filters = Filters.model_validate(self.model_dump(include={"genre", "year_min", "year_max"}))
         return RankingOptions(k=self.k, per_artist=self.per_artist, filters=filters)
 
 

@@ -16,6 +16,7 @@ from recommender.playlist import (
     make_playlist,
     steps_between,
 )
+from recommender.schemas import Filters
 from recommender.track_index import TrackIndex
 from tests.test_ranking import bhattacharyya, dirichlet, make_index
 
@@ -98,8 +99,11 @@ def test_playlist_shape_and_steps(catalogue: TrackIndex):
     body = playlist.to_dict()
     assert list(body) == ["emotions", "target", "mode", "end", "tracks"]
     first = body["tracks"][0]
-    assert list(first)[:3] == ["step", "goal", "distance"]
-    assert {"track_id", "title", "artist", "score", "emotions", "explanation"} <= set(first)
+    assert list(first)[:9] == [
+        "track_id", "title", "artist", "score", "emotions", "explanation",
+        "step", "goal", "distance",
+    ]  # fmt: skip
+    assert first["step"] == 1 and list(first["goal"]) == list(EMOTIONS)
     assert "1/12단계" in first["explanation"]
 
 
@@ -188,7 +192,7 @@ def test_weighting_the_ends_favours_their_matches():
 
 
 def test_filters_apply_to_every_step(catalogue: TrackIndex):
-    playlist = make_playlist(ANXIOUS, catalogue, n=10, target="happy", filters={"genre": "록"})
+    playlist = make_playlist(ANXIOUS, catalogue, n=10, target="happy", filters=Filters(genre="록"))
     assert len(playlist.tracks) == 10
     assert {t.track.metadata["genre"] for t in playlist.tracks} == {"록"}
 
@@ -197,7 +201,7 @@ def test_a_filter_leaving_few_tracks_shortens_the_path(catalogue: TrackIndex):
     keep = ["t1", "t2", "t3", "t4"]
     excluded = [f"t{i}" for i in range(300) if f"t{i}" not in keep]
     playlist = make_playlist(
-        ANXIOUS, catalogue, n=10, target="happy", filters={"exclude_track_ids": excluded}
+        ANXIOUS, catalogue, n=10, target="happy", filters=Filters(exclude_track_ids=excluded)
     )
     assert sorted(t.track.track_id for t in playlist.tracks) == keep
     assert [t.step for t in playlist.tracks] == [1, 2, 3, 4]
@@ -205,7 +209,7 @@ def test_a_filter_leaving_few_tracks_shortens_the_path(catalogue: TrackIndex):
 
 
 def test_a_filter_leaving_nothing_gives_an_empty_playlist(catalogue: TrackIndex):
-    playlist = make_playlist(ANXIOUS, catalogue, n=5, target="happy", filters={"genre": "재즈"})
+    playlist = make_playlist(ANXIOUS, catalogue, n=5, target="happy", filters=Filters(genre="재즈"))
     assert playlist.tracks == []
 
 

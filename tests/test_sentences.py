@@ -87,6 +87,6 @@ def test_many_texts_in_one_call(fake_classifier):
     arcs = read_arcs(fake_classifier, texts)
     assert [len(a.sentences) for a in arcs] == [3, 1, 2]
     assert len(fake_classifier.calls) == 1
-    body = arcs[2].to_dict()
-    assert list(body) == ["focus", "sentences", "dominant"]
-    assert list(body["sentences"][0]) == ["text", "start", "end", "emotions", "weight", "share"]
+    body = arcs[2].sentence_bodies()[1].model_dump()
+    assert list(body) == ["text", "start", "end", "emotions", "weight", "share"]
+    assert body["text"] == "민망했다." and (body["start"], body["end"]) == (6, 11)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.errors import InvalidInputError, TrackNotFoundError
-from recommender.ranking import RankingOptions
+from recommender.schemas import Filters, RankingOptions
 from recommender.similar import similar_tracks, track_info
 from recommender.track_index import TrackIndex
 from tests.test_ranking import bhattacharyya, dirichlet, make_index
@@ -65,7 +65,7 @@ def test_similar_tracks_are_the_nearest_without_the_song_itself(catalogue: Track
 
 def test_similar_tracks_honour_caps_and_filters(catalogue: TrackIndex):
     # ballads are by the six even-numbered artists
-    options = RankingOptions(k=8, per_artist=1, filters={"genre": "발라드", "year_min": 1990})
+    options = RankingOptions(k=8, per_artist=1, filters=Filters(genre="발라드", year_min=1990))
     result = similar_tracks(catalogue, "t7", options)
     assert len(result.tracks) == 6
     assert max(Counter(t.artist for t in result.tracks).values()) == 1
@@ -77,11 +77,12 @@ def test_similar_tracks_honour_caps_and_filters(catalogue: TrackIndex):
 
 def test_similar_keeps_the_callers_exclusions(catalogue: TrackIndex):
     first = similar_tracks(catalogue, "t7", RankingOptions(k=1, per_artist=None)).tracks[0]
-    options = RankingOptions(k=3, per_artist=None, filters={"exclude_track_ids": [first.track_id]})
+    filters = Filters(exclude_track_ids=[first.track_id])
+    options = RankingOptions(k=3, per_artist=None, filters=filters)
     ids = [t.track_id for t in similar_tracks(catalogue, "t7", options).tracks]
     assert first.track_id not in ids and "t7" not in ids and len(ids) == 3
 
 
 def test_similar_refuses_bad_options(catalogue: TrackIndex):
     with pytest.raises(InvalidInputError, match="unknown filter 'mood'"):
-        similar_tracks(catalogue, "t7", RankingOptions(filters={"mood": "x"}))
+        similar_tracks(catalogue, "t7", RankingOptions(filters=Filters(mood="x")))
