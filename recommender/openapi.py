@@ -141,7 +141,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     **{k: v for k, v in EXAMPLE_TRACK.items() if k != "emotions"},
                     "score": 0.97,
                     "emotions": EXAMPLE_SAD,
-                    "explanation": "1/8단계: 목표는 슬픔 80%, 이 노래는 슬픔 80% (일치도 0.97)",
+                    "explanation": "1/8단계: 목표는 슬픔 80%, 이 노래는 슬픔 80%",
                     "step": 1,
                     "goal": EXAMPLE_SAD,
                     "distance": 0.17,
@@ -175,8 +175,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     "artist": "김영랑",
                     "score": 0.98,
                     "emotions": EXAMPLE_EMOTIONS,
-                    "explanation": "이 노래와 감정이 닮았어요: 원곡은 행복 90%, "
-                    "이 노래는 행복 87% (일치도 0.98)",
+                    "explanation": "이 노래와 감정이 닮았어요: 원곡은 행복 90%, 이 노래는 행복 87%",
                 }
             ],
         },

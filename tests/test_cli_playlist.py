@@ -113,19 +113,14 @@ def test_index_with_tag_weight(tmp_path: Path, tiny_model_dir: Path):
     assert manifest["mood_tags"] == {"weight": 0.5, "column": "emotion", "tagged": 18}
 
 
-def test_index_with_bad_tags_fails_before_loading_the_model(tmp_path: Path):
+def test_index_with_bad_tags_fails_before_classifying(tmp_path: Path, tiny_model_dir: Path):
     rows = [{**row, "mood": "최고"} for row in catalogue_rows()]
     catalogue = write_catalogue(tmp_path / "cat.jsonl", rows)
-    result = run(
-        "index",
-        str(catalogue),
-        "-o",
-        str(tmp_path / "o"),
-        "--model",
-        str(tmp_path / "nothing"),
-        "--tag-weight",
-        "1",
+    args = ["index", str(catalogue), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir)]
+    result = run(*args, "--tag-weight", "1")
+    assert_one_line_error(
+        result, "'최고' (tracks angry-0, angry-1, angry-2, anxious-0, anxious-1 and 13 more)"
     )
-    assert_one_line_error(result, "'최고' (rows 1, 2, 3, 4, 5 and 13 more)")
-    result = run("index", str(catalogue), "-o", str(tmp_path / "o"), "--tag-weight", "2")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.work").exists()
+    result = run(*args, "--tag-weight", "2")
     assert result.exit_code == 2 and "2.0 is not in the range 0.0<=x<=1.0" in result.stderr

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from recommender.cli import main
+from recommender.emotions import EMOTIONS
 from recommender.errors import CatalogueError, RecommenderError
 from recommender.indexing import IndexOptions, build_index, plan_index, scan_catalogue, work_dir
 from recommender.track_index import MANIFEST, TrackIndex
@@ -53,6 +54,39 @@ def test_ray_and_in_process_indexes_agree(tmp_path: Path, local_ray, options: In
     np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
     assert manifest(tmp_path / "here") == manifest(tmp_path / "there")
     assert not work_dir(tmp_path / "there").exists()
+
+
+@pytest.mark.slow
+def test_ray_and_in_process_blend_mood_tags_alike(tmp_path: Path, local_ray, options: IndexOptions):
+    from dataclasses import replace
+
+    from recommender.distributed import RayOptions, build_index_on_ray
+
+    # Probability tags in a JSONL and a Parquet shard; the first track of each untagged.
+    (tmp_path / "shards").mkdir()
+    for s, suffix in enumerate([".jsonl", ".parquet"]):
+        rows = shard_rows(s)
+        for i, row in enumerate(rows):
+            tag = [0.0] * 6 if i else [float("nan")] * 6
+            if i:
+                tag[(s + i) % 6], tag[(s + i + 1) % 6] = 0.75, 0.25
+            row.update(zip([f"mood_{e}" for e in EMOTIONS], tag, strict=True))
+        write(tmp_path / "shards" / f"part-{s}{suffix}", rows)
+    tagged = replace(options, tag_weight=0.5)
+    build_index(tmp_path / "shards", tmp_path / "here", options=tagged)
+    build_index_on_ray(tmp_path / "shards", tmp_path / "there", tagged, RayOptions(actors=1))
+    build_index(tmp_path / "shards", tmp_path / "plain", options=options)
+    here, there = TrackIndex.load(tmp_path / "here"), TrackIndex.load(tmp_path / "there")
+    plain = TrackIndex.load(tmp_path / "plain")
+    np.testing.assert_allclose(here.vectors, there.vectors, atol=1e-5)
+    assert manifest(tmp_path / "here") == manifest(tmp_path / "there")
+    assert manifest(tmp_path / "here")["mood_tags"] == {
+        "weight": 0.5, "column": "mood_*", "tagged": 6,
+    }  # fmt: skip
+    untagged = [here.rows_of([f"s{s}-0"])[0] for s in range(2)]
+    np.testing.assert_allclose(here.vectors[untagged], plain.vectors[untagged], atol=1e-6)
+    moved = np.abs(here.vectors - plain.vectors).sum(axis=1) > 1e-3
+    assert moved.sum() == 6
 
 
 @pytest.mark.slow

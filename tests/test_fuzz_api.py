@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks
 
@@ -22,6 +23,7 @@ from recommender.service import Recommender
 from tests.catalogue import load_index, make_index
 
 CASES = {GenerationMode.POSITIVE: 120, GenerationMode.NEGATIVE: 120}
+KNOWN_TRACK = "happy-0"  # in tests/catalogue.py
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     checks.status_code_conformance,
@@ -46,6 +48,11 @@ OPERATIONS = [
     ("POST", "/recommend", GenerationMode.NEGATIVE),
     ("POST", "/classify", GenerationMode.POSITIVE),
     ("POST", "/classify", GenerationMode.NEGATIVE),
+    ("POST", "/playlist", GenerationMode.POSITIVE),
+    ("POST", "/playlist", GenerationMode.NEGATIVE),
+    ("GET", "/tracks/{track_id}", GenerationMode.POSITIVE),
+    ("GET", "/tracks/{track_id}/similar", GenerationMode.POSITIVE),
+    ("GET", "/tracks/{track_id}/similar", GenerationMode.NEGATIVE),
     ("GET", "/genres", GenerationMode.POSITIVE),
     ("GET", "/health", GenerationMode.POSITIVE),
     ("GET", "/ready", GenerationMode.POSITIVE),
@@ -71,8 +78,12 @@ def test_fuzz_operation(
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(operation.as_strategy(generation_mode=mode))
-    def run(case: schemathesis.Case) -> None:
+    @given(operation.as_strategy(generation_mode=mode), st.booleans())
+    def run(case: schemathesis.Case, known: bool) -> None:
+        positive = mode is GenerationMode.POSITIVE
+        if positive and known and case.path_parameters and "track_id" in case.path_parameters:
+            # Half the valid cases ask about a track the catalogue holds (the rest mostly 404).
+            case.path_parameters["track_id"] = KNOWN_TRACK
         response = case.call()
         seen.append(response.status_code)
         case.validate_response(response, checks=CHECKS)
@@ -86,6 +97,8 @@ def test_fuzz_operation(
     record_property("fuzz_cases", len(seen))
     assert seen
     if mode is GenerationMode.NEGATIVE:
-        assert set(seen) <= {400, 413, 415}, sorted(set(seen))
+        # a path parameter broken into an empty or other path finds no track or no endpoint
+        expected = {400, 404, 413, 415} if "{track_id}" in path else {400, 413, 415}
+        assert set(seen) <= expected, sorted(set(seen))
     else:
         assert 200 in seen

@@ -9,7 +9,7 @@ import pytest
 
 from recommender.emotions import EMOTIONS
 from recommender.errors import CatalogueError
-from recommender.indexing import build_index
+from recommender.indexing import IndexOptions, build_index
 from recommender.mood_tags import PROBABILITY_COLUMNS, blend, read_tags, tags_to_blend
 from recommender.track_index import MANIFEST, TrackIndex
 from tests.test_indexing import ROWS, write
@@ -44,10 +44,11 @@ def test_a_named_label_column():
 
 
 def test_unknown_labels_are_listed_in_one_line():
-    frame = pd.DataFrame({"mood": ["happy", "joyful", "신남", "joyful", "sad"]})
+    labels = ["happy", "joyful", "신남", "joyful", "sad"]
+    frame = pd.DataFrame({"track_id": [f"t{i}" for i in range(1, 6)], "mood": labels})
     with pytest.raises(
         CatalogueError,
-        match=r"2 unknown label\(s\): 'joyful' \(rows 2, 4\); '신남' \(rows 3\); "
+        match=r"2 unknown label\(s\): 'joyful' \(tracks t2, t4\); '신남' \(tracks t3\); "
         "expected one of angry/분노",
     ) as raised:
         read_tags(frame)
@@ -71,10 +72,10 @@ def test_probability_columns_are_read_first():
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ([0.5, 0.4, 0, 0, 0, 0], r"rows that do not sum to 1: 2 \(0\.900\)"),
-        ([1.2, -0.2, 0, 0, 0, 0], "negative values in rows 2"),
-        ([0.5, 0.5, None, 0, 0, 0], "some but not all six given in rows 2"),
-        ([0.5, "x", 0, 0, 0, 0.5], "values that are not numbers in rows 2"),
+        ([0.5, 0.4, 0, 0, 0, 0], r"tracks whose six do not sum to 1: row 2 \(0\.900\)"),
+        ([1.2, -0.2, 0, 0, 0, 0], "negative values for tracks row 2"),
+        ([0.5, 0.5, None, 0, 0, 0], "some but not all six given for tracks row 2"),
+        ([0.5, "x", 0, 0, 0, 0.5], "values that are not numbers for tracks row 2"),
     ],
 )
 def test_bad_probability_rows_are_refused(row, message):
@@ -106,7 +107,7 @@ def test_blend_moves_tagged_rows_along_the_sphere():
 def test_build_index_blends_and_records_the_tags(tmp_path: Path, fake_classifier):
     catalogue = write(tmp_path / "cat.jsonl", with_labels(LABELS))
     build_index(catalogue, tmp_path / "plain", fake_classifier)
-    build_index(catalogue, tmp_path / "tagged", fake_classifier, tag_weight=1.0)
+    build_index(catalogue, tmp_path / "tagged", fake_classifier, IndexOptions(tag_weight=1.0))
     plain = TrackIndex.load(tmp_path / "plain")
     tagged = TrackIndex.load(tmp_path / "tagged")
     ids = tagged.tracks.column("track_id").to_pylist()
@@ -121,7 +122,7 @@ def test_build_index_blends_and_records_the_tags(tmp_path: Path, fake_classifier
 
 def test_reindexing_a_tagged_index_reads_the_lyrics_again(tmp_path: Path, fake_classifier):
     catalogue = write(tmp_path / "cat.jsonl", with_labels(LABELS))
-    build_index(catalogue, tmp_path / "idx", fake_classifier, tag_weight=1.0)
+    build_index(catalogue, tmp_path / "idx", fake_classifier, IndexOptions(tag_weight=1.0))
     summary = build_index(catalogue, tmp_path / "idx", fake_classifier)
     assert summary.reused == 0
     np.testing.assert_allclose(
@@ -132,7 +133,7 @@ def test_reindexing_a_tagged_index_reads_the_lyrics_again(tmp_path: Path, fake_c
 
 def test_build_index_refuses_bad_tags_before_classifying(tmp_path: Path, fake_classifier):
     catalogue = write(tmp_path / "cat.jsonl", with_labels(["happy", "meh", None, None, None]))
-    with pytest.raises(CatalogueError, match="'meh' \\(rows 2\\)"):
-        build_index(catalogue, tmp_path / "idx", fake_classifier, tag_weight=0.5)
+    with pytest.raises(CatalogueError, match="'meh' \\(tracks a2\\)"):
+        build_index(catalogue, tmp_path / "idx", fake_classifier, IndexOptions(tag_weight=0.5))
     assert fake_classifier.calls == []
     assert not (tmp_path / "idx").exists()
