@@ -255,7 +255,7 @@ def track(track_id: str) -> Response:
 def similar(track_id: str) -> Response:
     # A parameter given once is a value, given again (?genre=a&genre=b) a list.
     args = {name: vals[0] if len(vals) == 1 else vals for name, vals in request.args.lists()}
-    query = parse(SimilarQuery, args, limits(current_app.config))
+    query = parse(SimilarQuery, args, current_app.extensions[LIMITS])
     return respond(_service().answer_similar(track_id, query).to_body())
 
 
