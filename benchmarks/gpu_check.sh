@@ -13,8 +13,8 @@
 # of the bundled model and of a KoELECTRA-base-shaped checkpoint on CUDA beside the model
 # card's one-text loop; 10,000 synthetic tracks indexed on CUDA; FAISS on the GPU.
 #
-# The GPU image has PyTorch, transformers, pandas and pyarrow but not pydantic (imported by the
-# package) nor FAISS. pydantic's wheels are small and travel in .whl/ (--fetch-wheels). A FAISS
+# The GPU image has PyTorch, transformers, pandas and pyarrow but not pydantic or pydantic-settings
+# (imported by the package) nor FAISS. Their wheels are small and travel in .whl/ (--fetch-wheels). A FAISS
 # wheel does not fit beside the repository in 64 MiB (faiss-cpu ~30 MB, faiss-gpu-cu12 and its
 # CUDA 12 libraries far more; the image's CUDA is 13), so without one the index write and the
 # FAISS rows report that they were not measured.
@@ -27,7 +27,8 @@ PY=${PYTHON:-python3}
 if [[ $mode == --fetch-wheels ]]; then
     # The versions installed here, as wheels for the GPU image's Python 3.12.
     mkdir -p .whl
-    for name in pydantic pydantic-core annotated-types typing-inspection typing-extensions; do
+    for name in pydantic pydantic-core pydantic-settings python-dotenv annotated-types \
+        typing-inspection typing-extensions; do
         version=$("$PY" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' \
             "$name") || exit 1
         "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
@@ -74,7 +75,8 @@ import importlib.util, sys
 import torch
 print('python', sys.version.split()[0], 'torch', torch.__version__,
       'cuda', torch.version.cuda, 'sees a GPU:', torch.cuda.is_available())
-missing = [m for m in ('transformers', 'pandas', 'pyarrow', 'pydantic', 'onnxruntime',
+missing = [m for m in ('transformers', 'pandas', 'pyarrow', 'pydantic', 'pydantic_settings',
+                       'onnxruntime',
                        'tqdm', 'click', 'faiss', 'ray', 'pytest')
            if importlib.util.find_spec(m) is None]
 print('missing:', ', '.join(missing) or 'nothing')
