@@ -150,9 +150,10 @@ def faiss_on_gpu(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("faiss") is None:
         print("faiss is not installed here: FAISS on the GPU not measured")
         return
-    from recommender.track_index import ModelIdentity, TrackIndex, _gpu_count
+    from recommender.placement import faiss_gpus
+    from recommender.track_index import ModelIdentity, TrackIndex
 
-    if not _gpu_count():
+    if not faiss_gpus():
         print("this faiss build sees no GPU (faiss-cpu): FAISS on the GPU not measured")
         return
     import pyarrow as pa
