@@ -42,8 +42,16 @@ Engine = BackendName
 
 
 @runtime_checkable
-class EmotionModel(Protocol):
-    """What everything downstream depends on: texts in, ``(n, 6)`` probabilities out."""
+class ProbabilityModel(Protocol):
+    """Texts in, ``(n, 6)`` probabilities out: what scoring needs (baselines included)."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class EmotionModel(ProbabilityModel, Protocol):
+    """What everything downstream depends on: a named model with fingerprints, reading texts
+    as ``(n, 6)`` probabilities."""
 
     name: str
 
@@ -57,8 +65,6 @@ class EmotionModel(Protocol):
         """The checkpoint the weights come from: an index serves any backend of the checkpoint
         it was built with."""
         ...
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def public_name(name: str | os.PathLike[str]) -> str:

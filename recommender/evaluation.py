@@ -6,24 +6,20 @@ Works with anything that has ``predict_proba(list[str]) -> (n, 6)``; no torch ne
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from recommender.classifier import ProbabilityModel
 from recommender.emotions import EMOTIONS, canonical_name
 from recommender.errors import DatasetError
 
 ECE_BINS = 15
 _SHOWN = 5
-
-
-class ProbabilityModel(Protocol):
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 IndexType = Literal["auto", "flat", "ivf", "hnsw"]
 INDEX_TYPES: tuple[str, ...] = ("auto", "flat", "ivf", "hnsw")
-# Below this many tracks `auto` means exact search. Measured with benchmarks/search.py (see
-# benchmarks/README.md): one exact query takes 0.14 ms at 20k tracks, 0.35-0.5 ms at 50k and about
-# 1 ms at 100k, against the 0.2 ms single-query budget; IVF stays near 0.1 ms at every size.
+# Below this many tracks `auto` means exact search: up to there one exact query stays within the
+# single-query budget, above it IVF is faster at the target recall (benchmarks/search.py; figures
+# in benchmarks/README.md).
 AUTO_THRESHOLD = 20_000
 TARGET_RECALL = 0.995
 TUNING_QUERIES = 500

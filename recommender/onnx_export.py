@@ -130,8 +130,8 @@ def export_onnx(
                     quantized,
                     weight_type=QuantType.QInt8,
                     op_types_to_quantize=["MatMul", "Attention"],
-                    # Per-tensor scales: per-channel ones moved the bundled model's
-                    # probabilities four times as far (max 0.11 against 0.03) on AVX2.
+                    # Per-tensor scales: per-channel ones moved the probabilities further
+                    # from the fp32 model's (benchmarks/README.md).
                     per_channel=False,
                     # Fused ops (contrib domain) have no inferred output types.
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

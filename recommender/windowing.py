@@ -52,9 +52,8 @@ def split_windows(tokenizer: Any, texts: Sequence[str], *, window: int, stride: 
     return Windows(encoded["input_ids"], np.asarray(encoded["overflow_to_sample_mapping"]))
 
 
-# Padded tokens per batch at most (a batch of long windows holds fewer of them): activations of
-# a batch of 32 full 256-token windows fall out of cache; measured on the bundled model on two
-# cores, 2,048 tokens (8 such windows) ran the benchmark's mixed texts ~20% faster than 32.
+# Padded tokens per batch at most (a batch of long windows holds fewer of them), so that a
+# batch's activations stay in cache (benchmarks/README.md has the measurement).
 MAX_BATCH_TOKENS = 2048
 
 
