@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from recommender.testing import SENTENCES
+
 ROOT = Path(__file__).resolve().parent.parent
 DIARY = ROOT / "data" / "diary" / "train.tsv"
 CATALOGUE = ROOT / "catalog" / "sample.jsonl"
@@ -44,12 +46,7 @@ LABELS = {
     "onnx-int8": "ONNX Runtime int8",
 }
 FALLBACK_LINES = [
-    "오늘은 정말 행복한 하루였다",
-    "내일 시험이 걱정된다",
-    "친구가 약속을 어겨서 화가 났다",
-    "갑자기 이름을 잘못 불러서 당황했다",
-    "믿었던 사람에게 상처를 받았다",
-    "비가 와서 마음이 슬프다",
+    *SENTENCES[:6],  # one diary line per emotion
     "바람이 불어오는 곳 그곳으로 가네",
     "그대 없는 밤은 너무 길어요",
 ]

@@ -191,24 +191,9 @@ def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
     diary_dir = make_diary_dir(tmp_path / "diary")
     threads = torch.get_num_threads()
     output = tmp_path / "model"
-    arguments = [
-        "train",
-        "--data-dir",
-        str(data_dir),
-        "--diary-dir",
-        str(diary_dir),
-        "--output-dir",
-        str(output),
-        "--preset",
-        "tiny",
-        "--device",
-        "cpu",
-        "--num-threads",
-        "1",
-        "--no-progress",
-        "--diary-weight",
-        "2.5",
-    ]
+    arguments = train_arguments(
+        data_dir, output, "--diary-dir", str(diary_dir), "--diary-weight", "2.5"
+    )
     result = CliRunner().invoke(main, arguments)
     torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
