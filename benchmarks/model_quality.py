@@ -3,13 +3,16 @@
 The model is scored on the engine the service runs it on (``--engine`` to choose); its
 short-text throughput is measured on both engines.
 
-Both are scored on the same held-out sets: GoEmotions-ko test, the KOTE test part, the diary
-test file, and the sample catalogue's lyrics (when it carries an ``emotion`` field; lyrics are
-never trained on). The baseline is trained here on all the training rows the model's runs drew
-from (every open training row and the diary training part, with the default source weights).
+Both are scored on the same held-out sets: GoEmotions-ko test, the KOTE test part, both diary
+test files, the explicit-language check set, the lyrics test (the stanzas both labellers agree
+on) and the sample catalogue's lyrics (when it carries an ``emotion`` field). The baseline is
+trained here on all the training rows the model's runs drew from (every open training row and
+the training parts of the diary, explicit and lyrics sets, with the default source weights).
+``--reference DIR`` scores an earlier model beside them; the issue's targets are checked last.
 
     python benchmarks/model_quality.py --data-dir ../shared/data [--diary-dir data/diary]
-        [--model DIR] [--json OUT.json]
+        [--explicit-dir data/explicit] [--lyrics-dir data/lyrics] [--model DIR]
+        [--reference DIR] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -125,6 +128,44 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The issue's targets (issue 13), checked on the scored model's figures.
+EXPLICIT_ACCURACY, EXPLICIT_CLASS_RECALL = 0.97, 0.95
+LYRICS_MACRO_F1, CATALOGUE_BEFORE = 0.65, 0.47
+
+
+def target_lines(results: dict[str, dict[str, dict]]) -> list[str]:
+    """One line per target of the issue: the figure, the target, held or missed by how much."""
+
+    def line(what: str, value: float, target: float, strict: bool = False) -> str:
+        held = value > target if strict else value >= target
+        verdict = "held" if held else f"MISSED by {target - value:.3f}"
+        return f"  {what:<46}{value:6.3f}  (target {'>' if strict else '>='} {target}) {verdict}"
+
+    lines = ["targets:"]
+    if "explicit test" in results:
+        ours = results["explicit test"]["model"]
+        lines.append(line("explicit check set accuracy", ours["accuracy"], EXPLICIT_ACCURACY))
+        for label, metrics in ours["per_class"].items():
+            lines.append(line(f"  {label} (recall)", metrics["recall"], EXPLICIT_CLASS_RECALL))
+    if "lyrics test" in results:
+        lyrics = results["lyrics test"]["model"]["macro_f1"]
+        lines.append(line("lyrics test macro-F1", lyrics, LYRICS_MACRO_F1))
+    if "catalogue lyrics" in results:
+        catalogue = results["catalogue lyrics"]["model"]["macro_f1"]
+        lines.append(line("catalogue macro-F1 (up from)", catalogue, CATALOGUE_BEFORE, True))
+    if "kote test" in results:
+        kote = results["kote test"]
+        lines.append(
+            line(
+                "KOTE macro-F1 ahead of the baseline by",
+                kote["model"]["macro_f1"] - kote["baseline"]["macro_f1"],
+                0.0,
+                True,
+            )
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_data_arguments(parser)
@@ -134,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["torch", "onnx"],
         default=None,
         help="engine scored (default: the service's; for the bundled model on a CPU, onnx int8)",
+    )
+    parser.add_argument("--explicit-dir", type=Path, default=ROOT / "data" / "explicit")
+    parser.add_argument("--lyrics-dir", type=Path, default=ROOT / "data" / "lyrics")
+    parser.add_argument(
+        "--reference", default=None, help="an earlier checkpoint dir, scored beside the model"
     )
     parser.add_argument("--catalogue", type=Path, default=ROOT / "catalog" / "sample.jsonl")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the model")
@@ -151,11 +197,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    corpus = datasets.load_corpus(args.data_dir, args.diary_dir)
+    explicit_dir = args.explicit_dir if args.explicit_dir.is_dir() else None
+    lyrics_dir = args.lyrics_dir if args.lyrics_dir.is_dir() else None
+    corpus = datasets.load_corpus(
+        args.data_dir, args.diary_dir, explicit_dir=explicit_dir, lyrics_dir=lyrics_dir
+    )
     sets = {f"{k} test": v.as_labelled() for k, v in corpus.test.items()}
     lyrics = catalogue_set(args.catalogue)
     if lyrics is not None:
         sets["catalogue lyrics"] = lyrics
+    notes = []
+    if "lyrics" in corpus.test and lyrics_dir is not None:
+        agreed = datasets.load_lyrics_test(lyrics_dir)
+        notes.append(
+            f"lyrics test: {len(agreed.data)} of {agreed.stanzas} stanzas on which both labellers "
+            f"agree (raw agreement {agreed.agreement:.3f}, Cohen's kappa {agreed.kappa:.3f})"
+        )
 
     logger.info("training the TF-IDF baseline on %d rows", len(corpus.train))
     t0 = time.perf_counter()
@@ -163,19 +220,30 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("baseline trained in %.0f s", time.perf_counter() - t0)
     _, scored_engine = resolve_model(args.model, engine=args.engine, device="cpu")
     model = load_classifier(args.model, engine=scored_engine, device="cpu")
+    reference = (
+        None
+        if args.reference is None
+        else load_classifier(args.reference, engine=args.engine, device="cpu")
+    )
 
     results: dict[str, dict[str, dict]] = {}
-    lines = [
+    header = (
         f"{'evaluation set':<18}{'n':>6}   {'model: acc  mF1    ECE    cos':<30}  "
-        f"{'baseline: acc  mF1    ECE    cos':<32}",
-    ]
+        f"{'baseline: acc  mF1    ECE    cos':<32}"
+    )
+    lines = [header + ("  reference: acc  mF1    ECE    cos" if reference else "")]
     for name, data in sets.items():
         ours = evaluate(model, data, batch_size=128)
         base = compute_metrics(baseline.predict_proba(data.texts), data.labels, data.targets)
         results[name] = {"model": ours.to_dict(), "baseline": base.to_dict()}
-        lines.append(f"{name:<18}{ours.n:>6}   {row(name, ours)}     {row(name, base)}")
-    lines.append("")
-    lines.append(f"scored: {model!r}")
+        line = f"{name:<18}{ours.n:>6}   {row(name, ours)}     {row(name, base)}"
+        if reference is not None:
+            earlier = evaluate(reference, data, batch_size=128)
+            results[name]["reference"] = earlier.to_dict()
+            line += f"       {row(name, earlier)}"
+        lines.append(line)
+    lines += ["", *notes, *target_lines(results), ""]
+    lines.append(f"scored: {model!r}" + (f"; reference: {reference!r}" if reference else ""))
     speeds: dict[str, tuple[float, float]] = {}
     for engine in ("torch", "onnx"):  # the same model on each engine it loads with
         try:

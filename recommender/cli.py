@@ -539,7 +539,7 @@ def _tuning_options(command: Any) -> Any:
             decl = f"{flag}/--no-{flag[2:]}"
             command = click.option(decl, default=default, show_default=True)(command)
         elif kind is Path:
-            command = click.option(flag, type=click.Path(), default=default)(command)
+            command = click.option(flag, type=click.Path(path_type=Path), default=default)(command)
         else:
             command = click.option(flag, type=kind, default=default, show_default=True)(command)
     return command
@@ -586,8 +586,6 @@ def train(
     settings = _settings(data_dir=data_dir, diary_dir=diary_dir, device=device)
     if settings.data_dir is None:
         raise click.UsageError("Missing option '--data-dir' (or RECOMMENDER_DATA_DIR).")
-    if tuning["init_from"]:
-        tuning["init_from"] = Path(tuning["init_from"])
     options = TrainOptions(
         data_dir=settings.data_dir,
         diary_dir=settings.diary_dir,
@@ -629,6 +627,32 @@ def evaluate(
     classifier = EmotionClassifier.from_pretrained(settings=settings, batch_size=batch_size)
     report = run_evaluation(classifier, labelled, batch_size=batch_size)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.format())
+
+
+@main.command("holdout-filter")
+@click.argument("source", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--held-out",
+    "held_out",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A held-out file (TSV/CSV with a text column, JSONL with text or lyrics); repeatable.",
+)
+@click.option("--threshold", default=0.45, show_default=True, type=click.FloatRange(0, 1))
+def holdout_filter(
+    source: Path, output: Path, held_out: tuple[Path, ...], threshold: float
+) -> None:
+    """Copy the training file SOURCE to OUTPUT without its rows near any held-out text
+    (character 2-4-gram TF-IDF cosine above the threshold, also stanza by stanza)."""
+    from recommender.training.heldout import filter_file
+
+    result = filter_file(source, output, list(held_out), threshold)
+    click.echo(
+        f"{source}: kept {int(result.keep.sum())} of {len(result.keep)} rows "
+        f"({result.removed} within cosine {threshold} of a held-out text) -> {output}"
+    )
 
 
 @main.command("export-onnx")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from recommender.emotions import EMOTIONS
+from recommender.errors import DatasetError
 from recommender.training import data as datasets
 
 GOEMOTIONS_LABELS = [
@@ -372,3 +373,78 @@ def test_dev_sets_are_scored_as_the_shipped_classifier_reads_them(
         for name, data in run.dev_sets.items()
     }
     assert record["options"]["init_from"] == str(tiny_model_dir)
+
+
+def make_team_dirs(root: Path) -> tuple[Path, Path]:
+    """A miniature explicit set (TSV) and lyrics set (JSONL stanzas, two labellers)."""
+    explicit, lyrics = root / "explicit", root / "lyrics"
+    explicit.mkdir(parents=True)
+    lyrics.mkdir()
+    for name, n in (("train.tsv", 8), ("train2.tsv", 4), ("test.tsv", 2)):
+        rows = [f"{WORDS[e]} {name} 문장 {i}\t{e}" for i in range(n) for e in EMOTIONS]
+        (explicit / name).write_text("text\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    stanzas = [{"text": f"{WORDS[e]}\n노래 {i}", "label": e} for i in range(8) for e in EMOTIONS]
+    (lyrics / "train.jsonl").write_text(
+        "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in stanzas), encoding="utf-8"
+    )
+    held = [{"id": f"s{i}", "text": f"{WORDS[EMOTIONS[i % 6]]}\n시험 연 {i}"} for i in range(12)]
+    (lyrics / "stanzas.jsonl").write_text(
+        "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in held), encoding="utf-8"
+    )
+    first = [f"s{i}\t{EMOTIONS[i % 6]}" for i in range(12)]
+    # The second labeller differs on s0 and s1 and never labelled s11.
+    second = ["s0\tsad", "s1\thappy"] + [f"s{i}\t{EMOTIONS[i % 6]}" for i in range(2, 11)]
+    (lyrics / "labels_a.tsv").write_text("\n".join(first) + "\n", encoding="utf-8")
+    (lyrics / "labels_b.tsv").write_text("\n".join(second) + "\n", encoding="utf-8")
+    return explicit, lyrics
+
+
+def test_lyrics_test_keeps_the_stanzas_both_labellers_agree_on(tmp_path: Path) -> None:
+    _, lyrics = make_team_dirs(tmp_path)
+    agreed = datasets.load_lyrics_test(lyrics)
+    assert agreed.stanzas == 11  # labelled by both
+    assert len(agreed.data) == 9
+    assert agreed.agreement == pytest.approx(9 / 11)
+    assert 0 < agreed.kappa < agreed.agreement
+    assert agreed.data.texts[0].endswith("시험 연 2")
+    assert agreed.data.targets.argmax(axis=1).tolist() == [i % 6 for i in range(2, 11)]
+
+
+def test_stanza_rows_need_a_text_and_one_of_the_six_labels(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "노래", "label": "joy"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"bad.jsonl: row 1 lacks a text or one of"):
+        datasets.load_stanzas(path)
+    path.write_text('{"text": "노래", \n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"bad.jsonl:1 is not JSON"):
+        datasets.load_stanzas(path)
+
+
+def test_explicit_and_lyrics_sets_are_split_per_file_and_weighted(tmp_path: Path) -> None:
+    explicit, lyrics = make_team_dirs(tmp_path / "team")
+    corpus = datasets.load_corpus(
+        make_data_dir(tmp_path / "data"),
+        weights={"explicit": 2.0, "lyrics": 5.0},
+        explicit_dir=explicit,
+        lyrics_dir=lyrics,
+    )
+    # Each training file cut 85/15 per class on its own: 48 -> 42 + 6, 24 -> 18 + 6 (one a
+    # class each: round(0.85 * 4) = 3), 48 stanzas -> 42 + 6.
+    assert len(corpus.dev["explicit"]) == 12 and len(corpus.dev["lyrics"]) == 6
+    explicit_rows = [i for i, t in enumerate(corpus.train.texts) if "train" in t and "문장" in t]
+    assert len(explicit_rows) == 60
+    assert set(corpus.train.weights[explicit_rows].tolist()) == {2.0}
+    lyric_rows = [i for i, t in enumerate(corpus.train.texts) if "노래" in t]
+    assert len(lyric_rows) == 42 and set(corpus.train.weights[lyric_rows].tolist()) == {5.0}
+    assert corpus.full_train.texts[-42:] == corpus.train.texts[-42:]
+    assert not set(corpus.dev["explicit"].texts) & set(corpus.train.texts)
+    assert len(corpus.test["explicit"]) == 12 and len(corpus.test["lyrics"]) == 9
+    assert {"explicit_train", "explicit_train2", "lyrics_train"} <= set(corpus.files)
+    assert not set(corpus.test["explicit"].texts) & set(corpus.train.texts)
+
+
+def test_a_team_dir_without_training_files_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "explicit"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=r"no explicit training file \(train\*\.tsv\) in"):
+        datasets.load_corpus(make_data_dir(tmp_path / "data"), explicit_dir=empty)

@@ -9,6 +9,7 @@ label carry no target and are used only as unlabelled text.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,15 @@ DIARY_TRAIN = "train.tsv"
 # Held-out diary files, each by a writer whose texts are in no training file: the test-set name
 # each is reported under, and its file.
 DIARY_TESTS: dict[str, str] = {"diary": "test.tsv", "diary2": "test2.tsv"}
+# The team's explicit-vocabulary set (TSV like the diary set) and lyric-register stanzas (JSON
+# Lines with ``text`` and ``label``): every training file matching these patterns, and the
+# held-out check set of each.
+EXPLICIT_TRAIN = "train*.tsv"
+EXPLICIT_TEST = "test.tsv"
+LYRICS_TRAIN = "train*.jsonl"
+# The held-out stanzas and the two labellers' independent labels (``id<TAB>label``).
+LYRICS_STANZAS = "stanzas.jsonl"
+LYRICS_LABELS = ("labels_a.tsv", "labels_b.tsv")
 
 GOEMOTIONS_MAP: dict[str, tuple[str, ...]] = {
     "anger": ("angry",),
@@ -90,6 +100,8 @@ SOURCE_WEIGHTS: dict[str, float] = {
     "kote": 1.0,
     "chatbot": 0.5,
     "diary": 3.0,
+    "explicit": 3.0,
+    "lyrics": 3.0,
 }
 
 
@@ -220,9 +232,77 @@ def load_chatbot(path: Path, weight: float = 1.0) -> SoftSet:
 
 def load_diary(path: Path, weight: float = 1.0) -> SoftSet:
     """The team's diary texts (``text<TAB>label``) as one-hot targets."""
-    data = load_labelled(path)
+    return _one_hot(load_labelled(path), weight)
+
+
+def _one_hot(data: LabelledData, weight: float) -> SoftSet:
     targets = np.eye(len(EMOTIONS), dtype=np.float32)[data.labels]
     return SoftSet(data.texts, targets, np.full(len(data), weight, dtype=np.float32))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for number, line in enumerate(_require(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{number} is not JSON: {exc.msg}") from None
+    return rows
+
+
+def load_stanzas(path: Path, weight: float = 1.0) -> SoftSet:
+    """Lyric stanzas (JSON Lines with ``text`` and an emotion ``label``) as one-hot targets."""
+    texts, labels = [], []
+    for number, row in enumerate(_read_jsonl(path), 1):
+        label = row.get("label")
+        if label not in EMOTIONS or not str(row.get("text", "")).strip():
+            raise DatasetError(f"{path}: row {number} lacks a text or one of {EMOTIONS}")
+        texts.append(str(row["text"]).strip())
+        labels.append(EMOTIONS.index(label))
+    return _one_hot(LabelledData(texts, np.array(labels, dtype=np.int64)), weight)
+
+
+@dataclass(frozen=True)
+class LyricsTest:
+    """The held-out stanzas both labellers agree on, and how far they agreed."""
+
+    data: SoftSet
+    stanzas: int
+    agreement: float
+    kappa: float
+
+
+def load_lyrics_test(lyrics_dir: Path) -> LyricsTest:
+    """The stanzas of ``stanzas.jsonl`` (``id``, ``text``) whose two independent labels agree."""
+    from sklearn.metrics import cohen_kappa_score
+
+    stanzas = {
+        str(row["id"]): str(row["text"]).strip() for row in _read_jsonl(lyrics_dir / LYRICS_STANZAS)
+    }
+    labels = [
+        dict(zip(*(frame[c].str.strip() for c in ("id", "label")), strict=True))
+        for frame in (_read_tsv(lyrics_dir / name, ["id", "label"]) for name in LYRICS_LABELS)
+    ]
+    ids = [i for i in stanzas if all(i in each for each in labels)]
+    first, second = ([each[i] for i in ids] for each in labels)
+    bad = sorted({v for v in first + second if v not in EMOTIONS})
+    if bad:
+        raise DatasetError(f"{lyrics_dir}: labels outside the six emotions: {bad[:5]}")
+    agreed = [i for i, a, b in zip(ids, first, second, strict=True) if a == b]
+    test = _one_hot(
+        LabelledData(
+            [stanzas[i] for i in agreed],
+            np.array([EMOTIONS.index(labels[0][i]) for i in agreed], dtype=np.int64),
+        ),
+        1.0,
+    )
+    return LyricsTest(
+        data=test,
+        stanzas=len(ids),
+        agreement=len(agreed) / max(1, len(ids)),
+        kappa=float(cohen_kappa_score(first, second)),
+    )
 
 
 def iter_reviews(data_dir: Path, limit: int | None = None) -> Iterator[str]:
@@ -272,7 +352,11 @@ def kote_splits(data_dir: Path, weight: float = 1.0) -> tuple[SoftSet, SoftSet, 
 
 def diary_splits(diary_dir: Path, weight: float = 1.0) -> tuple[SoftSet, SoftSet]:
     """The diary training file cut 85/15 into train and dev, stratified, with ``SPLIT_SEED``."""
-    diary = load_diary(diary_dir / DIARY_TRAIN, weight)
+    return stratified_split(load_diary(diary_dir / DIARY_TRAIN, weight))
+
+
+def stratified_split(diary: SoftSet) -> tuple[SoftSet, SoftSet]:
+    """One-hot rows cut 85/15 into train and dev within each class, with ``SPLIT_SEED``."""
     labels = diary.targets.argmax(axis=1)
     train: list[int] = []
     dev: list[int] = []
@@ -290,11 +374,15 @@ def load_corpus(
     weights: Mapping[str, float] | None = None,
     max_open_rows: int | None = None,
     seed: int = SPLIT_SEED,
+    *,
+    explicit_dir: Path | None = None,
+    lyrics_dir: Path | None = None,
 ) -> Corpus:
     """Everything labelled that training uses, with its fixed splits.
 
-    Test sets (GoEmotions test, the KOTE test part, the diary test files) are loaded for
-    evaluation only; training never reads them.
+    Test sets (GoEmotions test, the KOTE test part, the diary test files, the explicit check
+    set, the lyrics labellers' agreed stanzas) are loaded for evaluation only; training never
+    reads them.
     """
     weights = {**SOURCE_WEIGHTS, **(weights or {})}
     names = read_goemotions_labels(data_dir)
@@ -338,6 +426,25 @@ def load_corpus(
     for name, filename in DIARY_TESTS.items():
         if diary_dir is not None and (diary_dir / filename).is_file():
             test[name] = load_diary(diary_dir / filename)
+    team = {
+        "explicit": (explicit_dir, EXPLICIT_TRAIN, load_diary),
+        "lyrics": (lyrics_dir, LYRICS_TRAIN, load_stanzas),
+    }
+    for name, (directory, pattern, load) in team.items():
+        if directory is None:
+            continue
+        paths = sorted(directory.glob(pattern))
+        if not paths:
+            raise DatasetError(f"no {name} training file ({pattern}) in {directory}")
+        parts = [stratified_split(load(path, weights[name])) for path in paths]
+        files.update({f"{name}_{path.stem}": path for path in paths})
+        train.append(concat(part for part, _ in parts))
+        full_train.append(train[-1])
+        dev[name] = concat(part for _, part in parts)
+    if explicit_dir is not None and (explicit_dir / EXPLICIT_TEST).is_file():
+        test["explicit"] = load_diary(explicit_dir / EXPLICIT_TEST)
+    if lyrics_dir is not None and (lyrics_dir / LYRICS_STANZAS).is_file():
+        test["lyrics"] = load_lyrics_test(lyrics_dir).data
     corpus = Corpus(
         train=concat(train), dev=dev, test=test, files=files, full_train=concat(full_train)
     )

@@ -19,6 +19,10 @@ class TrainOptions:
     data_dir: Path
     output_dir: Path
     diary_dir: Path | None = None
+    # The team's explicit-vocabulary set (train*.tsv) and lyric-register stanzas
+    # (train*.jsonl): each training file cut 85/15 into train and dev on its own.
+    explicit_dir: Path | None = None
+    lyrics_dir: Path | None = None
     seed: int = 13
     device: str | None = None
     preset: Preset = "small"
@@ -57,6 +61,8 @@ class TrainOptions:
     # sets.
     ngram_head: bool = True
     diary_weight: float = 3.0
+    explicit_weight: float = 3.0
+    lyrics_weight: float = 3.0
     chatbot_weight: float = 0.5
     num_threads: int | None = None
     progress: bool = True

@@ -165,9 +165,16 @@ def start(options: TrainOptions, corpus: datasets.Corpus | None = None) -> Run:
         corpus = datasets.load_corpus(
             options.data_dir,
             options.diary_dir,
-            weights={"diary": options.diary_weight, "chatbot": options.chatbot_weight},
+            weights={
+                "diary": options.diary_weight,
+                "chatbot": options.chatbot_weight,
+                "explicit": options.explicit_weight,
+                "lyrics": options.lyrics_weight,
+            },
             max_open_rows=options.max_open_rows,
             seed=options.seed,
+            explicit_dir=options.explicit_dir,
+            lyrics_dir=options.lyrics_dir,
         )
     run = Run(options, options.hyperparameters(), placement, corpus)
     if initial is not None:
