@@ -190,10 +190,22 @@ def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
 
     data_dir = make_data_dir(tmp_path / "data")
     diary_dir = make_diary_dir(tmp_path / "diary")
+    explicit_dir, lyrics_dir = make_team_dirs(tmp_path / "team")
     threads = torch.get_num_threads()
     output = tmp_path / "model"
     arguments = train_arguments(
-        data_dir, output, "--diary-dir", str(diary_dir), "--diary-weight", "2.5"
+        data_dir,
+        output,
+        "--diary-dir",
+        str(diary_dir),
+        "--diary-weight",
+        "2.5",
+        "--explicit-dir",
+        str(explicit_dir),
+        "--lyrics-dir",
+        str(lyrics_dir),
+        "--lyrics-join",
+        "2",
     )
     result = CliRunner().invoke(main, arguments)
     torch.set_num_threads(threads)
@@ -215,7 +227,9 @@ def test_tiny_preset_trains_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert set(record["data_files"]) >= {"goemotions_train", "kote", "chatbot", "diary_train"}
     assert all(len(f["sha256"]) == 64 for f in record["data_files"].values())
     assert record["temperature"] > 0
-    assert "diary" in record["dev_macro_f1"]
+    assert set(record["dev_macro_f1"]) == {"goemotions", "kote", "diary", "explicit", "lyrics"}
+    assert record["options"]["lyrics_dir"] == str(lyrics_dir)
+    assert {"explicit_train", "explicit_train2", "lyrics_train"} <= set(record["data_files"])
     # The n-gram head reads the cue words perfectly, so the dev sets give it a share.
     from recommender.classifier import EmotionClassifier
     from recommender.training.train import HEAD_WEIGHTS
@@ -448,3 +462,23 @@ def test_a_team_dir_without_training_files_is_an_error(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(DatasetError, match=r"no explicit training file \(train\*\.tsv\) in"):
         datasets.load_corpus(make_data_dir(tmp_path / "data"), explicit_dir=empty)
+
+
+def test_joined_stanzas_are_song_length_rows_of_one_class() -> None:
+    stanzas = datasets.SoftSet(
+        texts=[f"{e} {i}" for e in ("happy", "sad") for i in range(5)],
+        targets=np.repeat(np.eye(6, dtype=np.float32)[[3, 5]], 5, axis=0),
+        weights=np.arange(10, dtype=np.float32),
+    )
+    songs = datasets.joined(stanzas, 2)
+    # Five rows a class: two songs of two stanzas each, the fifth left out.
+    assert len(songs) == 4
+    assert songs.targets.argmax(axis=1).tolist() == [3, 3, 5, 5]
+    for text, target, weight in zip(songs.texts, songs.targets, songs.weights, strict=True):
+        parts = text.split("\n\n")
+        assert len(parts) == 2
+        assert {p.split()[0] for p in parts} == {EMOTIONS[int(target.argmax())]}
+        assert weight == pytest.approx(
+            np.mean([int(p.split()[1]) for p in parts]) + 5 * (target.argmax() == 5)
+        )
+    assert datasets.joined(stanzas, 2).texts == songs.texts  # fixed seed

@@ -263,6 +263,27 @@ def load_stanzas(path: Path, weight: float = 1.0) -> SoftSet:
     return _one_hot(LabelledData(texts, np.array(labels, dtype=np.int64)), weight)
 
 
+def joined(data: SoftSet, size: int, seed: int = SPLIT_SEED) -> SoftSet:
+    """Song-length rows: within each class, shuffled one-hot rows joined ``size`` at a time
+    with a blank line (a last group of one is left out), each at the mean weight of its part."""
+    labels = data.targets.argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    texts, targets, weights = [], [], []
+    for c in range(len(EMOTIONS)):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        for start in range(0, len(rows), size):
+            group = rows[start : start + size]
+            if len(group) > 1:
+                texts.append("\n\n".join(data.texts[i] for i in group))
+                targets.append(data.targets[group[0]])
+                weights.append(float(data.weights[group].mean()))
+    return SoftSet(
+        texts,
+        np.array(targets, dtype=np.float32).reshape(-1, len(EMOTIONS)),
+        np.array(weights, dtype=np.float32),
+    )
+
+
 @dataclass(frozen=True)
 class LyricsTest:
     """The held-out stanzas both labellers agree on, and how far they agreed."""
@@ -377,6 +398,7 @@ def load_corpus(
     *,
     explicit_dir: Path | None = None,
     lyrics_dir: Path | None = None,
+    lyrics_join: int = 1,
 ) -> Corpus:
     """Everything labelled that training uses, with its fixed splits.
 
@@ -439,6 +461,8 @@ def load_corpus(
         parts = [stratified_split(load(path, weights[name])) for path in paths]
         files.update({f"{name}_{path.stem}": path for path in paths})
         train.append(concat(part for part, _ in parts))
+        if name == "lyrics" and lyrics_join > 1:
+            train[-1] = concat([train[-1], joined(train[-1], lyrics_join, seed=SPLIT_SEED)])
         full_train.append(train[-1])
         dev[name] = concat(part for _, part in parts)
     if explicit_dir is not None and (explicit_dir / EXPLICIT_TEST).is_file():

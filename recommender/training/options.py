@@ -63,6 +63,9 @@ class TrainOptions:
     diary_weight: float = 3.0
     explicit_weight: float = 3.0
     lyrics_weight: float = 3.0
+    # Also train on song-length rows of this many same-label training stanzas joined (1: off):
+    # stanzas are short, the catalogue's songs are not.
+    lyrics_join: int = 1
     chatbot_weight: float = 0.5
     num_threads: int | None = None
     progress: bool = True

@@ -175,6 +175,7 @@ def start(options: TrainOptions, corpus: datasets.Corpus | None = None) -> Run:
             seed=options.seed,
             explicit_dir=options.explicit_dir,
             lyrics_dir=options.lyrics_dir,
+            lyrics_join=options.lyrics_join,
         )
     run = Run(options, options.hyperparameters(), placement, corpus)
     if initial is not None:
