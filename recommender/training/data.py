@@ -467,7 +467,9 @@ def load_corpus(
         dev[name] = concat(part for _, part in parts)
     if explicit_dir is not None and (explicit_dir / EXPLICIT_TEST).is_file():
         test["explicit"] = load_diary(explicit_dir / EXPLICIT_TEST)
-    if lyrics_dir is not None and (lyrics_dir / LYRICS_STANZAS).is_file():
+    if lyrics_dir is not None and all(
+        (lyrics_dir / name).is_file() for name in (LYRICS_STANZAS, *LYRICS_LABELS)
+    ):
         test["lyrics"] = load_lyrics_test(lyrics_dir).data
     corpus = Corpus(
         train=concat(train), dev=dev, test=test, files=files, full_train=concat(full_train)
