@@ -109,7 +109,7 @@ def test_default_service_answers_the_readme_example(monkeypatch, engine):
 
 ISSUE_SENTENCES = Path("data/explicit/issue_sentences.tsv")
 # Sentences the shipped model still misreads: strict, so the test turns red once one reads right.
-STILL_MISREAD: set[str] = set()
+STILL_MISREAD = {"좋아하는 사람이 나를 그냥 친구로만 본다는 걸 알았다."}
 
 
 def _issue_sentences() -> list:
