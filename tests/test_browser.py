@@ -223,7 +223,10 @@ def test_a_service_still_loading_is_shown_in_words(browser):
 
 
 def test_the_page_is_usable_by_keyboard(page):
-    expected = ["skip", "diary", "target", "genre", "year-min", "year-max", "submit"]
+    expected = [
+        "skip", "diary", "target", "genre", "year-min", "year-max", "focus-end", "submit",
+        "playlist-button",
+    ]  # fmt: skip
     focused = []
     for _ in expected:
         page.keyboard.press("Tab")
@@ -231,15 +234,44 @@ def test_the_page_is_usable_by_keyboard(page):
             page.evaluate("document.activeElement.id || document.activeElement.className")
         )
     assert focused == expected  # the shift slider is skipped until a mood is chosen
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")
+    for _ in range(expected.index("playlist-button") - expected.index("diary")):
+        page.keyboard.press("Shift+Tab")
     page.keyboard.type(DIARY)
     page.keyboard.press("Control+Enter")
     page.locator("#tracks li").first.wait_for()
     assert page.locator("#tracks li").count() == 10
+
+
+def test_sentence_arc_similar_songs_and_a_playlist(page, record_property):
+    day = "아침엔 면접 때문에 너무 떨리고 불안했다. 그런데 합격 연락을 받고 정말 행복했다."
+    submit_diary(page, day)
+    arc = page.locator("#sentences > li")
+    assert arc.count() == 2
+    assert arc.nth(0).inner_text().startswith("아침엔 면접 때문에")
+    assert page.locator("#sentences .dominant").count() >= 1
+    assert "★" in page.locator("#sentences .dominant .mood").first.inner_text()
+
+    first = page.locator("#tracks > li").first
+    first.get_by_role("button", name="비슷한 노래").click()
+    similar = first.locator(".similar-list li")
+    similar.first.wait_for()
+    assert similar.count() == 5
+    assert first.get_by_role("button", name="비슷한 노래").get_attribute("aria-expanded") == "true"
+    shown = first.locator("h3").inner_text()
+    assert all(not item.startswith(f"{shown} — ") for item in similar.all_inner_texts())
+
+    page.get_by_label("어떤 기분의 노래를 들을까요?").select_option("happy")
+    page.get_by_role("button", name="기분 전환 플레이리스트 만들기").click()
+    steps = page.locator("#playlist-tracks > li")
+    steps.first.wait_for()
+    assert steps.count() == 8
+    assert page.locator("#status").inner_text() == "플레이리스트 8곡을 만들었어요."
+    assert [steps.nth(i).locator(".step").inner_text().split("단계")[0] for i in range(8)] == [
+        str(i) for i in range(1, 9)
+    ]
+    assert "행복 100%" in steps.nth(7).locator(".step").inner_text()
+    assert "행복까지" in page.locator("#playlist-note").inner_text()
+    screenshot(page, "page-playlist.png", record_property)
 
 
 def test_docs_try_post_recommend(browser, server: Server, record_property):

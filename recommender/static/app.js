@@ -75,20 +75,35 @@ function readYear(id, label) {
   return year;
 }
 
+function filters() {
+  const chosen = {};
+  if ($("genre").value) chosen.genre = $("genre").value;
+  const yearMin = readYear("year-min", "'이 해부터'");
+  const yearMax = readYear("year-max", "'이 해까지'");
+  if (yearMin !== null) chosen.year_min = yearMin;
+  if (yearMax !== null) chosen.year_max = yearMax;
+  return chosen;
+}
+
 function requestBody(text) {
-  const body = { text, k: 10 };
+  const body = { text, k: 10, detail: "sentences" };
+  if ($("focus-end").checked) body.focus = "end";
   const target = $("target").value;
   if (target) {
     body.target = target;
     body.shift_strength = Number($("shift").value) / 100;
   }
-  const filters = {};
-  if ($("genre").value) filters.genre = $("genre").value;
-  const yearMin = readYear("year-min", "'이 해부터'");
-  const yearMax = readYear("year-max", "'이 해까지'");
-  if (yearMin !== null) filters.year_min = yearMin;
-  if (yearMax !== null) filters.year_max = yearMax;
-  if (Object.keys(filters).length) body.filters = filters;
+  const chosen = filters();
+  if (Object.keys(chosen).length) body.filters = chosen;
+  return body;
+}
+
+// A playlist from the text's mood to the chosen one (without one: a gentle lift to happy).
+function playlistBody(text) {
+  const body = { text, n: 8 };
+  if ($("target").value) body.target = $("target").value;
+  const chosen = filters();
+  if (Object.keys(chosen).length) body.filters = chosen;
   return body;
 }
 
@@ -110,7 +125,15 @@ function describeError(status, error) {
   return `요청을 처리하지 못했어요 (HTTP ${status}): ${message || "알 수 없는 오류"}`;
 }
 
-async function recommend() {
+function recommend() {
+  return ask("recommend", requestBody, render, "노래를 찾는 중이에요…");
+}
+
+function makePlaylist() {
+  return ask("playlist", playlistBody, renderPlaylist, "플레이리스트를 만드는 중이에요…");
+}
+
+async function ask(path, makeBody, show, waiting) {
   clearError();
   const text = $("diary").value;
   if (!text.trim()) {
@@ -128,7 +151,7 @@ async function recommend() {
   }
   let body;
   try {
-    body = requestBody(text);
+    body = makeBody(text);
   } catch (error) {
     showError(error.message);
     return;
@@ -136,10 +159,10 @@ async function recommend() {
   if (state.controller) state.controller.abort();
   const controller = new AbortController();
   state.controller = controller;
-  $("status").textContent = "노래를 찾는 중이에요…";
+  $("status").textContent = waiting;
   $("submit").setAttribute("aria-busy", "true");
   try {
-    const response = await fetch("recommend", {
+    const response = await fetch(path, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -156,7 +179,7 @@ async function recommend() {
       showError(describeError(response.status, data && data.error));
       return;
     }
-    render(data, body);
+    show(data, body);
   } catch (error) {
     if (error.name === "AbortError") return;
     showError("서버에 연결하지 못했어요. 네트워크나 서버 상태를 확인하고 다시 눌러 주세요.");
@@ -175,7 +198,7 @@ function percent(p) {
 function renderBars(emotions) {
   const bars = $("bars");
   bars.replaceChildren();
-  const top = EMOTIONS.reduce((a, b) => (emotions[b] > emotions[a] ? b : a));
+  const top = strongest(emotions);
   for (const emotion of EMOTIONS) {
     const item = document.createElement("li");
     item.className = emotion === top ? "bar top" : "bar";
@@ -211,12 +234,104 @@ function renderTrack(track) {
   const why = document.createElement("p");
   why.className = "why";
   why.textContent = track.explanation;
-  item.append(title, meta, score, why);
+  const similar = document.createElement("button");
+  similar.type = "button";
+  similar.className = "similar";
+  similar.textContent = "비슷한 노래";
+  similar.setAttribute("aria-expanded", "false");
+  const list = document.createElement("ol");
+  list.className = "similar-list";
+  list.hidden = true;
+  list.setAttribute("aria-live", "polite");
+  similar.addEventListener("click", () => showSimilar(track.track_id, similar, list));
+  item.append(title, meta, score, why, similar, list);
   return item;
+}
+
+// The songs nearest one track by emotion, under it; a second click hides them.
+async function showSimilar(trackId, button, list) {
+  if (!list.hidden) {
+    list.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  clearError();
+  try {
+    const response = await fetch(`tracks/${encodeURIComponent(trackId)}/similar?k=5`);
+    const data = await response.json();
+    if (!response.ok) {
+      showError(describeError(response.status, data && data.error));
+      return;
+    }
+    list.replaceChildren(
+      ...data.tracks.map((similar) => {
+        const item = document.createElement("li");
+        const mood = strongest(similar.emotions);
+        item.textContent = `${similar.title} — ${similar.artist} (${state.names[mood]} ${percent(similar.emotions[mood])})`;
+        return item;
+      }),
+    );
+    if (!data.tracks.length) {
+      list.append(Object.assign(document.createElement("li"), { textContent: "비슷한 노래가 없어요." }));
+    }
+    list.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+  } catch {
+    showError("서버에 연결하지 못했어요. 네트워크나 서버 상태를 확인하고 다시 눌러 주세요.");
+  }
+}
+
+function strongest(emotions) {
+  return EMOTIONS.reduce((a, b) => (emotions[b] > emotions[a] ? b : a));
+}
+
+// Each sentence with its strongest emotion; the dominant ones starred.
+function renderArc(data) {
+  const sentences = data.sentences || [];
+  $("arc").hidden = sentences.length < 2;
+  $("sentences").replaceChildren(
+    ...sentences.map((sentence, i) => {
+      const item = document.createElement("li");
+      const dominant = (data.dominant || []).includes(i);
+      item.className = dominant ? "sentence dominant" : "sentence";
+      const mood = document.createElement("span");
+      mood.className = "mood";
+      const top = strongest(sentence.emotions);
+      mood.textContent = `${dominant ? "★ " : ""}${state.names[top]} ${percent(sentence.emotions[top])}`;
+      item.append(`${sentence.text} `, mood);
+      return item;
+    }),
+  );
+}
+
+function renderPlaylist(data) {
+  renderBars(data.emotions);
+  $("reading").hidden = false;
+  $("playlist-tracks").replaceChildren(
+    ...data.tracks.map((track) => {
+      const item = renderTrack(track);
+      const step = document.createElement("p");
+      step.className = "step";
+      step.textContent = `${track.step}단계 · 목표 ${state.names[strongest(track.goal)]} ${percent(track.goal[strongest(track.goal)])}`;
+      item.prepend(step);
+      return item;
+    }),
+  );
+  const modes = {
+    target: `지금 기분에서 ${state.names[data.target]}까지 한 걸음씩 옮겨 가요.`,
+    lift: `지금 기분에서 ${state.names[data.target]} 쪽으로 반쯤 끌어올려요.`,
+    stay: "지금의 좋은 기분을 그대로 이어 가요.",
+  };
+  $("playlist-note").textContent = data.tracks.length
+    ? modes[data.mode]
+    : "조건에 맞는 노래가 없어요. 장르나 연도 조건을 바꿔 보세요.";
+  $("playlist").hidden = false;
+  $("status").textContent = `플레이리스트 ${data.tracks.length}곡을 만들었어요.`;
 }
 
 function render(data, body) {
   renderBars(data.emotions);
+  renderArc(data);
   $("reading").hidden = false;
   const tracks = $("tracks");
   tracks.replaceChildren(...data.tracks.map(renderTrack));
@@ -255,6 +370,8 @@ document.addEventListener("DOMContentLoaded", () => {
       recommend();
     }
   });
+  $("playlist-button").addEventListener("click", makePlaylist);
+  $("focus-end").addEventListener("change", again);
   $("target").addEventListener("change", () => {
     updateShift();
     again();
