@@ -7,8 +7,8 @@ boundary counts when it falls after the same non-space character as a gold bound
 
     python benchmarks/sentences.py [--rows 5] [--limit 0] [--no-kss]
 
-Kiwi (kiwipiepy) is what the service uses; kss (``pip install -e ".[sentence-benchmark]"``) and a regular expression
-on punctuation are the baselines.
+Kiwi (kiwipiepy) is what the service uses; kss (``pip install -e ".[sentence-benchmark]"``)
+and a regular expression on punctuation are the baselines.
 """
 
 from __future__ import annotations
