@@ -161,7 +161,7 @@ def gunicorn_command(args: argparse.Namespace, port: int) -> list[str]:
     if args.workers:
         command += ["--workers", str(args.workers)]
     if args.threads:
-        command += ["--threads", str(args.threads)]
+        command += ["--compute-slots", str(args.threads)]
     if args.engine:
         command += ["--engine", args.engine]
     return command
@@ -407,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         help="export the model to ONNX, index the sample catalogue with it, serve that",
     )
     parser.add_argument("--workers", type=int, default=None, help="default: serve's default")
-    parser.add_argument("--threads", type=int, default=None, help="default: serve's default")
+    parser.add_argument(
+        "--compute-slots", dest="threads", type=int, default=None, help="serve's --compute-slots"
+    )
     parser.add_argument("--concurrency", default="1,4,8")
     parser.add_argument("--requests", type=int, default=300, help="per concurrency level")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="per concurrency level")

@@ -9,19 +9,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, g, request, send_from_directory
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from recommender import sentences
-from recommender.classifier import EmotionModel
+from recommender import observability, sentences
+from recommender.classifier import EmotionModel, public_name
 from recommender.errors import InvalidInputError, RecommenderError
 from recommender.openapi import OPERATIONS, openapi_document
+from recommender.reloading import IndexWatcher, manifest_digest
 from recommender.schemas import (
     ClassifyRequest,
     ErrorBody,
@@ -36,8 +38,10 @@ from recommender.schemas import (
     parse,
     to_json,
 )
-from recommender.service import Recommender, read_texts
+from recommender.service import Recommender, default_index, read_texts
 from recommender.settings import Settings
+from recommender.track_index import TrackIndex
+from recommender.worker import too_large
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ LIMITS = "recommender.limits"
 # swagger-ui-py ships Swagger UI 5's files; found without importing the package's Python code.
 SWAGGER_UI = Path(next(iter(find_spec("swagger_ui").submodule_search_locations or ()))) / "static"  # type: ignore[union-attr]
 M = TypeVar("M", bound=BaseModel)
+ROOT = Path(__file__).resolve().parent.parent
 
 bp = Blueprint("recommender", __name__)
 
@@ -55,26 +60,30 @@ class ServiceSlot:
     """Holds the model once loaded, then the service (model and index).
 
     ``/classify`` needs only the model, so it answers as soon as that is loaded; the rest waits
-    for the index too. Loading runs in a thread (the dev server answers ``/health`` at once) or,
-    with ``background=False``, before the app is returned (a gunicorn worker takes no request
-    before it is ready).
+    for the index too. :meth:`load` runs in a thread (the dev server answers ``/health`` at
+    once) or, with ``background=False``, before the app is returned (a gunicorn worker takes no
+    request before it is ready).
     """
 
-    def __init__(
-        self,
-        load_model: Callable[[], EmotionModel] | None,
-        load_service: Callable[[EmotionModel], Recommender] | None,
-        service: Recommender | None,
-        *,
-        background: bool = True,
-    ) -> None:
+    def __init__(self, service: Recommender | None = None) -> None:
         self.service = service
         self.classifier: EmotionModel | None = service.classifier if service else None
         self.error: str | None = None
+        # sha256 of the serving index's manifest; a watcher swaps in a rebuilt index.
+        self.index_manifest: str | None = None
+        self.watcher: IndexWatcher | None = None
         self._ready = threading.Event()
-        if service is not None or load_model is None or load_service is None:
+        if service is not None:
             self._ready.set()
-        elif background:
+
+    def load(
+        self,
+        load_model: Callable[[], EmotionModel],
+        load_service: Callable[[EmotionModel], Recommender],
+        *,
+        background: bool,
+    ) -> None:
+        if background:
             threading.Thread(
                 target=self._load, args=(load_model, load_service), daemon=True
             ).start()
@@ -100,6 +109,13 @@ class ServiceSlot:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
+
+    def swap(self, index: TrackIndex, manifest: str | None = None) -> None:
+        """Serve ``index`` from now on: one reference assignment, so a request in flight keeps
+        the service it started with and the next one gets the new index."""
+        assert self.classifier is not None
+        self.service = Recommender(self.classifier, index)
+        self.index_manifest = manifest
 
 
 class ApiError(RecommenderError):
@@ -136,17 +152,36 @@ def create_app(
     def load_model() -> EmotionModel:
         from recommender.classifier import EmotionClassifier
 
+        started = time.perf_counter()
         model = EmotionClassifier.from_pretrained(settings=settings)
+        observability.loaded_model(public_name(model.name), model.fingerprint, started)
         if settings.sentences == "warm":
             sentences.warm()  # else the first request with sentence detail waits for Kiwi
         return model
 
     def load_service(classifier: EmotionModel) -> Recommender:
-        return Recommender.with_index(classifier, settings)
+        path = default_index(settings)
+        digest = manifest_digest(path)
+        started = time.perf_counter()
+        loaded = Recommender.with_index(classifier, settings)
+        observability.loaded_index(len(loaded.index), started)
+        slot.index_manifest = digest
+        if settings.reload_interval > 0:
+            slot.watcher = IndexWatcher(
+                path,
+                digest=digest,
+                interval=settings.reload_interval,
+                load=lambda p: Recommender.index_for(classifier, p),
+                swap=slot.swap,
+                on_outcome=observability.index_reload,
+            ).start()
+        return loaded
 
-    app.extensions[EXTENSION] = ServiceSlot(
-        load_model, load_service, service, background=background
-    )
+    slot = ServiceSlot(service)
+    app.extensions[EXTENSION] = slot
+    if service is None:
+        slot.load(load_model, load_service, background=background)
+    observability.instrument(app)
     app.extensions[LIMITS] = limits = Limits.from_settings(settings)
     app.extensions[OPENAPI] = openapi_document(limits)
     app.register_blueprint(bp)
@@ -164,7 +199,17 @@ def respond(body: BaseModel, status: int = 200) -> Response:
 def error_body(status: int, code: str, message: str) -> tuple[Response, int]:
     # Messages may quote request text: lone surrogates are escaped, so the body stays UTF-8.
     printable = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return respond(ErrorBody(error=ErrorDetail(code=code, message=printable)), status), status
+    detail = ErrorDetail(code=code, message=printable, request_id=g.get("request_id"))
+    return respond(ErrorBody(error=detail), status), status
+
+
+def _public(message: str) -> str:
+    """A load error as clients see it: the server's paths reduced to their last part."""
+    paths = {current_app.config.get("MODEL"), current_app.config.get("INDEX"), str(ROOT)}
+    for path in sorted((str(p) for p in paths if p), key=len, reverse=True):
+        for form in {path, str(Path(path).resolve())}:
+            message = message.replace(form, Path(form).name)
+    return message
 
 
 def _recommender_error(error: RecommenderError) -> tuple[Response, int]:
@@ -179,7 +224,7 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
         404: f"no endpoint at {request.path}; endpoints: {endpoints}, GET /openapi.json, "
         "GET /docs, GET /",
         405: f"{request.method} is not allowed on {request.path}",
-        413: f"request body over the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes",
+        413: too_large(current_app.config["MAX_CONTENT_LENGTH"]),
     }
     response, status = error_body(status, code, messages.get(status, error.description or code))
     # Keep the exception's own headers (a 405 must say which methods are allowed in Allow).
@@ -198,7 +243,7 @@ def _service() -> Recommender:
     slot: ServiceSlot = current_app.extensions[EXTENSION]
     if slot.service is None:
         message = slot.error or "the model and index are still loading; retry shortly"
-        raise ApiError(503, "not_ready", message)
+        raise ApiError(503, "not_ready", _public(message))
     return slot.service
 
 
@@ -206,7 +251,7 @@ def _classifier() -> EmotionModel:
     slot: ServiceSlot = current_app.extensions[EXTENSION]
     if slot.classifier is None:
         message = slot.error or "the model is still loading; retry shortly"
-        raise ApiError(503, "not_ready", message)
+        raise ApiError(503, "not_ready", _public(message))
     return slot.classifier
 
 
@@ -235,7 +280,18 @@ def recommend() -> Response:
 
 @bp.post("/classify")
 def classify() -> Response:
-    return respond(read_texts(_classifier(), _request(ClassifyRequest)))
+    query = _request(ClassifyRequest)
+    # A budget on the work one request may ask for: characters in all its texts.
+    total, budget = sum(len(t) for t in query.texts), current_app.config["CLASSIFY_BUDGET"]
+    if total > budget:
+        raise ApiError(
+            413,
+            "too_much_work",
+            f"the texts hold {total:,} characters in all; one request may hold at most "
+            f"{budget:,}: send them in several requests",
+        )
+    observability.BATCH_SIZE.observe(len(query.texts))
+    return respond(read_texts(_classifier(), query))
 
 
 @bp.post("/playlist")
@@ -274,17 +330,25 @@ def ready() -> Response | tuple[Response, int]:
     slot: ServiceSlot = current_app.extensions[EXTENSION]
     if slot.service is None:
         message = slot.error or "the model and index are still loading"
-        return error_body(503, "not_ready", message)
+        return error_body(503, "not_ready", _public(message))
     service = slot.service
     return respond(
         Ready(
             status="ready",
-            model=service.classifier.name,
+            model=public_name(service.classifier.name),
             model_fingerprint=service.classifier.fingerprint,
             checkpoint_fingerprint=service.classifier.source_fingerprint,
             tracks=len(service.index),
+            index_manifest=slot.index_manifest,
         )
     )
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus' text exposition: this worker's, or the whole replica's under gunicorn."""
+    body, content_type = observability.metrics_text()
+    return current_app.response_class(body, content_type=content_type)
 
 
 @bp.get("/openapi.json")

@@ -469,12 +469,13 @@ def similar(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option(
-    "--threads",
-    default=1,
-    show_default=True,
+@setting_option(
+    "--compute-slots",
+    setting="compute_slots",
+    default=None,
     type=click.IntRange(1, 64),
-    help="Request threads per worker.",
+    help="Requests computing at once in each worker; others wait their turn, and /health, "
+    "/ready and /metrics never wait (default: 1).",
 )
 @ENGINE
 @DEVICE
@@ -484,7 +485,7 @@ def serve(
     host: str,
     port: int,
     workers: int,
-    threads: int,
+    compute_slots: int | None,
     engine: Backend | None,
     device: str | None,
 ) -> None:
@@ -492,7 +493,9 @@ def serve(
     from recommender.server import serve as run_server
     from recommender.service import SAMPLE_CATALOGUE, SAMPLE_INDEX, default_index
 
-    settings = _settings(model=model, index=index, device=device, engine=engine)
+    settings = _settings(
+        model=model, index=index, device=device, engine=engine, compute_slots=compute_slots
+    )
     target = Path(default_index(settings))
     if not target.exists() and target == SAMPLE_INDEX and SAMPLE_CATALOGUE.exists():
         # First start without a shipped sample index: build it in a child process, so that the
@@ -514,7 +517,7 @@ def serve(
         if subprocess.run(command, check=False).returncode:
             raise click.ClickException("building the sample index failed")
     settings = settings.replace(index=str(target))
-    run_server(settings, host=host, port=port, workers=workers, threads=threads)
+    run_server(settings, host=host, port=port, workers=workers)
 
 
 def _tuning_options(command: Any) -> Any:

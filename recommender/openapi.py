@@ -50,7 +50,8 @@ ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
 ERROR_MEANINGS = {
     400: "A field is missing or invalid; the message names it by its path",
     404: "No track with this id",
-    413: "The body is over the configured size",
+    413: "The body is over the configured size (or, on /classify, the texts hold more "
+    "characters in all than one request may: code too_much_work)",
     415: "The body is not sent as application/json",
     503: "The model and index are still loading (or failed to load)",
 }
@@ -218,10 +219,11 @@ OPERATIONS: tuple[Operation, ...] = (
         Ready,
         {
             "status": "ready",
-            "model": "bundled:onnx-int8",
+            "model": "bundled/onnx-int8",
             "model_fingerprint": "3f2a…",
             "checkpoint_fingerprint": "9c1d…",
             "tracks": 361,
+            "index_manifest": "c19e9c00…",
         },
         errors=(503,),
     ),
@@ -334,7 +336,9 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
                 "Reads the emotion in Korean diary text (angry, anxious, embarrassed, happy, "
                 "heartache, sad) and recommends songs whose lyrics carry a matching emotion, "
                 f"or one shifted towards a chosen mood. Example text: {EXAMPLE_TEXT}\n\n"
-                'Every error is JSON: `{"error": {"code": "...", "message": "..."}}`.'
+                'Every error is JSON: `{"error": {"code": "...", "message": "...", '
+                '"request_id": "..."}}`; the request id (the client\'s `X-Request-ID` when it '
+                "is a plain token, else a new one) is also in the `X-Request-ID` header."
             ),
         },
         "paths": paths,

@@ -463,11 +463,17 @@ class Ready(Body):
     model_fingerprint: str
     checkpoint_fingerprint: str
     tracks: int
+    index_manifest: str | None = Field(
+        default=None, description="sha256 of the serving index's manifest (changes on a swap)"
+    )
 
 
 class ErrorDetail(Body):
     code: str = Field(description="Stable, machine-readable")
     message: str = Field(description="What was wrong and what would be valid")
+    request_id: str | None = Field(
+        default=None, description="The request's X-Request-ID, also in the server's log"
+    )
 
 
 class ErrorBody(Body):

@@ -1,13 +1,30 @@
-"""Production serving: the Flask app under gunicorn, a model per worker, loaded after fork."""
+"""Production serving: the Flask app under gunicorn, a model per worker, loaded after fork.
+
+Workers are :class:`recommender.worker.ServiceWorker` (requests read in the event loop, a
+bounded number computing at once, JSON for every refusal). Each replica (one `recommender
+serve`) keeps its runtime files, gunicorn's control socket and the Prometheus multiprocess
+files, in a directory of its own, removed when it exits: replicas on one machine never share
+them.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from recommender.placement import available_cores
 from recommender.settings import Settings
+
+WORKER_CLASS = "recommender.worker.ServiceWorker"
+CONTROL_SOCKET = "gunicorn.ctl"
+METRICS_DIR = "metrics"
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -31,7 +48,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         import faiss
 
         from recommender.api import create_app
+        from recommender.observability import configure_logging
 
+        configure_logging(self.settings.log_format)
         # FAISS gets the model's share of the cores: a one-query search gains nothing from
         # more, and idle OpenMP threads spin on cores the other workers need.
         if self.settings.threads is not None:
@@ -41,25 +60,50 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return create_app(settings=self.settings, background=False)
 
 
+@contextmanager
+def runtime_dir() -> Iterator[Path]:
+    """A directory for this replica's runtime files, removed when it exits."""
+    path = Path(tempfile.mkdtemp(prefix=f"recommender-{os.getpid()}-"))
+    try:
+        (path / METRICS_DIR).mkdir()
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from recommender.observability import worker_exited
+
+    worker_exited(worker.pid)
+
+
 def serve(
     settings: Settings,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 2,
-    threads: int = 1,
 ) -> None:
     """Run the API under gunicorn until interrupted; unless ``settings`` name a thread count,
     the workers split this process's cores between them."""
-    options = {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "threads": threads,
-        "preload_app": False,
-        "timeout": 120,
-        "accesslog": "-",
-        "worker_class": "gthread" if threads > 1 else "sync",
-    }
     if settings.threads is None:
         settings = settings.replace(threads=max(1, available_cores() // workers))
-    GunicornServer(settings, options).run()
+    with runtime_dir() as runtime:
+        # Read by prometheus-client when the workers import it: set before they start.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(runtime / METRICS_DIR)
+        from recommender.observability import ACCESS_FORMAT, gunicorn_logconfig
+
+        options = {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": WORKER_CLASS,
+            "preload_app": False,
+            "timeout": 120,
+            "graceful_timeout": 30,
+            "accesslog": "-",
+            "access_log_format": ACCESS_FORMAT,
+            "logconfig_dict": gunicorn_logconfig(settings.log_format),
+            "control_socket": str(runtime / CONTROL_SOCKET),
+            "child_exit": _child_exit,
+        }
+        GunicornServer(settings, options).run()

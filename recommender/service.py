@@ -107,14 +107,20 @@ class Recommender:
     def with_index(cls, classifier: EmotionModel, settings: Settings | None = None) -> Recommender:
         """``classifier`` with the configured index, checked to have been built with it; on
         the GPU when the classifier's placement put FAISS there."""
+        track_index = cls.index_for(classifier, default_index(settings))
+        log.info("loaded %s and an index of %d tracks", classifier.name, len(track_index))
+        return cls(classifier, track_index)
+
+    @staticmethod
+    def index_for(classifier: EmotionModel, path: str | os.PathLike[str]) -> TrackIndex:
+        """The index at ``path``, checked to have been built with ``classifier``'s checkpoint;
+        on the GPU when the classifier's placement put FAISS there."""
         placement = getattr(classifier, "placement", None)
-        track_index = TrackIndex.load(
-            default_index(settings),
+        return TrackIndex.load(
+            path,
             checkpoint=classifier.source_fingerprint,
             device="cuda" if placement is not None and placement.faiss_gpu else "cpu",
         )
-        log.info("loaded %s and an index of %d tracks", classifier.name, len(track_index))
-        return cls(classifier, track_index)
 
     def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """One ``{emotion: probability}`` mapping per text."""

@@ -18,6 +18,7 @@ from recommender.errors import ConfigurationError
 ENV_PREFIX = "RECOMMENDER_"
 Backend = Literal["torch", "onnx"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx")
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,15 @@ class Settings(BaseSettings):
     # The sentence splitter (Kiwi, ~0.5 GB): "warm" loads it with the model, "lazy" on the first
     # request with sentence detail or focus "end" (which then waits a few seconds).
     sentences: Literal["warm", "lazy"] = "warm"
+    # Characters one /classify request may hold in all texts (413 too_much_work above).
+    classify_budget: int = Field(default=20_000, ge=1)
+    # Serving (`recommender serve`; README, "Operating it"): seconds from a request's first
+    # byte to its last (408 after), requests computing at once in each worker, seconds between
+    # looks at the index's manifest for a rebuilt index (0: never), and the log format.
+    read_timeout: float = Field(default=10.0, gt=0, le=600)
+    compute_slots: int = Field(default=1, ge=1, le=64)
+    reload_interval: float = Field(default=5.0, ge=0, le=3600)
+    log_format: LogFormat = "text"
     # Training data (`recommender train`).
     data_dir: Path | None = None
     diary_dir: Path | None = None

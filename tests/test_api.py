@@ -37,12 +37,14 @@ def client(app: Flask) -> FlaskClient:
 
 
 def assert_error(response, status: int, code: str, fragment: str) -> dict[str, Any]:
-    """The one error shape: status, JSON content type, exactly {"error": {"code", "message"}}."""
+    """The one error shape: status, JSON content type, exactly {"error": {"code", "message",
+    "request_id"}}, the id also in the X-Request-ID header."""
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert list(body) == ["error"]
-    assert sorted(body["error"]) == ["code", "message"]
+    assert sorted(body["error"]) == ["code", "message", "request_id"]
+    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
     assert body["error"]["code"] == code
     assert fragment in body["error"]["message"], body["error"]["message"]
     return body

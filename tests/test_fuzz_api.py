@@ -90,7 +90,7 @@ def test_fuzz_operation(
         if response.status_code >= 400:
             body = response.json()
             assert list(body) == ["error"], body
-            assert sorted(body["error"]) == ["code", "message"], body
+            assert sorted(body["error"]) == ["code", "message", "request_id"], body
             assert body["error"]["message"] and body["error"]["code"], body
 
     run()

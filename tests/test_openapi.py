@@ -13,7 +13,8 @@ from recommender.schemas import ErrorBody, Limits, parse
 from recommender.service import Recommender
 from tests.catalogue import load_index, make_index
 
-PAGES = {"/", "/docs", "/openapi.json"}  # for people and tools, not part of the JSON API
+# For people and tools, not part of the JSON API (/metrics: Prometheus' text format).
+PAGES = {"/", "/docs", "/openapi.json", "/metrics"}
 
 
 @pytest.fixture()
