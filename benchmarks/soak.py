@@ -15,9 +15,9 @@ every ``--reload-interval`` seconds. Three phases of ``--seconds`` each, under t
 3. slow clients: ``--dribblers`` connections send headers and part of a body and then nothing,
    reconnecting after each 408, while a probe times GET /health on a fresh connection.
 
-Printed: requests, errors, p50/p99/max latency per phase and the ratio of p99 to steady,
-swaps seen by the workers, the probe's worst wait, 408s, and the server's RSS (master and
-workers) before and after.
+Printed: requests, errors, p50/p99/max latency per phase, the ratio of p99 to steady and the
+server's RSS (master and workers) after each phase; swaps seen by the workers, the probe's worst
+wait, 408s, and the RSS before and after.
 """
 
 from __future__ import annotations
@@ -185,13 +185,15 @@ def probe(port: int, stop: threading.Event, waits: list[float]) -> None:
         time.sleep(0.2)
 
 
-def summary(name: str, latencies: list[float], errors: int, seconds: float, base: float | None):
+def summary(
+    name: str, latencies: list[float], errors: int, seconds: float, base: float | None, pid: int
+) -> float:
     ms = np.asarray(latencies) * 1e3
     p50, p99, worst = np.percentile(ms, [50, 99, 100]) if len(ms) else (np.nan,) * 3
     ratio = f"{p99 / base:.2f}x" if base else "1.00x"
     print(
         f"{name:<14} {len(ms):>8} {errors:>7} {len(ms) / seconds:>8.1f} "
-        f"{p50:>8.1f} {p99:>8.1f} {worst:>8.1f} {ratio:>9}"
+        f"{p50:>8.1f} {p99:>8.1f} {worst:>8.1f} {ratio:>10} {rss_kib(pid) / 1024:>8.0f}"
     )
     return float(p99)
 
@@ -238,13 +240,13 @@ def main() -> None:
             rss_before = rss_kib(server.pid)
             print(
                 f"\n{'phase':<14} {'requests':>8} {'errors':>7} {'req/s':>8} "
-                f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99/steady':>9}"
+                f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99/steady':>10} {'RSS MiB':>8}"
             )
             with Load(port, args.concurrency) as load:
                 time.sleep(2.0)  # warm-up, not counted
                 load.phase()
                 time.sleep(args.seconds)
-                steady = summary("steady", *load.phase(), args.seconds, None)
+                steady = summary("steady", *load.phase(), args.seconds, None, server.pid)
 
                 swaps = 0
                 until = time.monotonic() + args.seconds
@@ -252,7 +254,7 @@ def main() -> None:
                     swaps += 1
                     swap_in(variants[swaps % len(variants)], index)
                     time.sleep(max(0.0, min(args.swap_every, until - time.monotonic())))
-                summary("index swaps", *load.phase(), args.seconds, steady)
+                summary("index swaps", *load.phase(), args.seconds, steady, server.pid)
 
                 stop = threading.Event()
                 refused: list[int] = []
@@ -265,7 +267,9 @@ def main() -> None:
                 for thread in helpers:
                     thread.start()
                 time.sleep(args.seconds)
-                summary(f"{args.dribblers} dribblers", *load.phase(), args.seconds, steady)
+                summary(
+                    f"{args.dribblers} dribblers", *load.phase(), args.seconds, steady, server.pid
+                )
                 stop.set()
             for thread in helpers:
                 thread.join(timeout=args.read_timeout + 5)
