@@ -134,7 +134,7 @@ def test_ready_names_the_model_and_the_index_without_paths(
 ):
     index = make_index(tmp_path, tiny_classifier)
     app = create_app({"MODEL": str(tiny_model_dir), "INDEX": str(index), "DEVICE": "cpu",
-                      "RELOAD_INTERVAL": 0}, background=False)  # fmt: skip
+                      "RELOAD_INTERVAL": 0, "SENTENCES": "lazy"}, background=False)  # fmt: skip
     body = app.test_client().get("/ready").get_json()
     assert body["model"] == tiny_model_dir.name
     assert body["index_manifest"] == manifest_digest(index)
@@ -143,7 +143,8 @@ def test_ready_names_the_model_and_the_index_without_paths(
 
 def test_load_errors_name_no_server_paths(tmp_path: Path, tiny_model_dir):
     missing = tmp_path / "deep" / "secret" / "nowhere"
-    app = create_app({"MODEL": str(tiny_model_dir), "INDEX": str(missing), "DEVICE": "cpu"},
+    app = create_app({"MODEL": str(tiny_model_dir), "INDEX": str(missing), "DEVICE": "cpu",
+                      "SENTENCES": "lazy"},
                      background=False)  # fmt: skip
     for path in ("/ready", "/genres"):
         response = app.test_client().get(path)
