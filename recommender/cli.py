@@ -19,6 +19,7 @@ from recommender.indexing import PART_SIZE
 if TYPE_CHECKING:
     from recommender.ranking import TrackInfo
     from recommender.sentences import Arc
+    from recommender.service import Recommender
     from recommender.settings import Backend, Settings
 
 
@@ -340,11 +341,8 @@ def recommend(
 ) -> None:
     """Recommend K tracks for TEXT."""
     from recommender.schemas import to_json
-    from recommender.service import Recommender
 
-    service = Recommender.load(
-        settings=_settings(model=model, index=index, device=device, engine=engine)
-    )
+    service = _service(model, index, device, engine)
     filters = {"genre": genre} if genre else None
     result = service.recommend(
         text,
@@ -361,6 +359,17 @@ def recommend(
     if result.arc is not None:
         _print_arc(result.arc)
     _print_tracks(result.tracks)
+
+
+def _service(
+    model: str | None, index: str | None, device: str | None, engine: Backend | None
+) -> Recommender:
+    """The model and index the options (else the settings) name."""
+    from recommender.service import Recommender
+
+    return Recommender.load(
+        settings=_settings(model=model, index=index, device=device, engine=engine)
+    )
 
 
 def _print_tracks(tracks: list[Any]) -> None:
@@ -408,11 +417,8 @@ def playlist(
 ) -> None:
     """A playlist of N tracks from TEXT's mood, step by step, to the target mood."""
     from recommender.schemas import to_json
-    from recommender.service import Recommender
 
-    service = Recommender.load(
-        settings=_settings(model=model, index=index, device=device, engine=engine)
-    )
+    service = _service(model, index, device, engine)
     filters = {"genre": genre} if genre else None
     result = service.playlist(text, n, target=target, filters=filters, per_artist=per_artist)
     if as_json:
@@ -450,11 +456,8 @@ def similar(
 ) -> None:
     """K tracks whose emotions are nearest TRACK_ID's."""
     from recommender.schemas import to_json
-    from recommender.service import Recommender
 
-    service = Recommender.load(
-        settings=_settings(model=model, index=index, device=device, engine=engine)
-    )
+    service = _service(model, index, device, engine)
     result = service.similar(track_id, k, genre=genre, per_artist=per_artist)
     if as_json:
         click.echo(to_json(result.to_body()))

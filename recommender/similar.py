@@ -35,7 +35,7 @@ class SimilarTracks:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``GET /tracks/{track_id}/similar`` body."""
-        return self.to_body().model_dump(mode="json")
+        return self.to_body().model_dump(mode="json", exclude_none=True)
 
 
 def row_of(index: TrackIndex, track_id: str) -> int:
