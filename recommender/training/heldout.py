@@ -114,17 +114,11 @@ def filter_file(
     texts = read_texts(source)
     result = filter_near(texts, held_out, threshold)
     lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
-    if source.suffix.lower() == ".jsonl":
-        rows = [line for line in lines if line.strip()]
-        kept = [line for line, keep in zip(rows, result.keep, strict=True) if keep]
-    elif source.suffix.lower() in (".tsv", ".csv"):
-        rows = lines[1:]
-        if len(rows) != len(texts):  # quoted fields spanning lines: rewrite through pandas
-            raise DatasetError(f"{source}: rows span several lines; write one row per line")
-        kept = lines[:1] + [line for line, keep in zip(rows, result.keep, strict=True) if keep]
-    else:
-        rows = [line for line in lines if line.strip()]
-        kept = [line for line, keep in zip(rows, result.keep, strict=True) if keep]
+    tabular = source.suffix.lower() in (".tsv", ".csv")
+    header, rows = (lines[:1], lines[1:]) if tabular else ([], [x for x in lines if x.strip()])
+    if len(rows) != len(texts):
+        raise DatasetError(f"{source}: {len(texts)} texts on {len(rows)} lines; write one a line")
+    kept = header + [line for line, keep in zip(rows, result.keep, strict=True) if keep]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("".join(kept), encoding="utf-8")
     return result
