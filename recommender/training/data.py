@@ -292,8 +292,6 @@ class LyricsTest:
     stanzas: int
     agreement: float
     kappa: float
-    # The two label files are byte for byte the same: a copy, not an independent labelling.
-    identical_files: bool
 
 
 def load_lyrics_test(lyrics_dir: Path) -> LyricsTest:
@@ -325,7 +323,6 @@ def load_lyrics_test(lyrics_dir: Path) -> LyricsTest:
         stanzas=len(ids),
         agreement=len(agreed) / max(1, len(ids)),
         kappa=float(cohen_kappa_score(first, second)),
-        identical_files=len({(lyrics_dir / name).read_bytes() for name in LYRICS_LABELS}) == 1,
     )
 
 
