@@ -126,7 +126,7 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         raw = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexLoadError(f"{where} has no {MANIFEST}: not an index, or incomplete") from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: nested too deep
         reason = " ".join(str(error).split())[:200]
         raise IndexLoadError(f"cannot read {where}'s {MANIFEST}: {reason}") from None
     if not isinstance(raw, dict):

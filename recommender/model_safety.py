@@ -60,7 +60,7 @@ def _json_object(file: Path, where: str) -> dict:
         return {}
     try:
         value = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise ModelLoadError(f"{where}: {file.name} is not valid JSON") from None
     if not isinstance(value, dict):
         raise ModelLoadError(f"{where}: {file.name} is not a JSON object")

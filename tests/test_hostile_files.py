@@ -31,6 +31,9 @@ Path({marker!r}).write_text("the model directory's code ran")
 from transformers import ElectraConfig as EvilConfig
 """
 
+# Nested past the json module's recursion limit: it raises RecursionError, not ValueError.
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
 
 @pytest.fixture()
 def evil_model(tmp_path: Path, tiny_model_dir: Path) -> tuple[Path, Path]:
@@ -110,6 +113,7 @@ def test_an_unknown_model_type_is_refused(tmp_path: Path, tiny_model_dir: Path):
         ),
         (lambda m, out: (m / "tokenizer_config.json").write_text('{"auto_map": {}}'), "auto_map"),
         (lambda m, out: (m / "config.json").write_text("[1, 2]"), "not a JSON object"),
+        (lambda m, out: (m / "config.json").write_text(DEEP_JSON), "config.json is not valid JSON"),
     ],
 )
 def test_hostile_model_directories_are_refused_in_one_line(
@@ -237,6 +241,14 @@ def test_reordered_track_rows_with_rerecorded_checksums_are_refused(index_dir: P
     rerecord(index_dir, TRACKS)
     with pytest.raises(IndexLoadError, match="track rows do not match the vector rows"):
         load(index_dir)
+
+
+def test_a_manifest_nested_too_deep_is_refused_in_one_line(index_dir: Path):
+    (index_dir / MANIFEST).write_text(DEEP_JSON)
+    with pytest.raises(IndexLoadError, match="cannot read index .*json: maximum recursion"):
+        load(index_dir)
+    code, output = run_cli("recommend", "행복", "--index", str(index_dir))
+    assert_one_line_error(code, output, "manifest.json")
 
 
 def test_an_older_format_asks_for_a_rebuild(index_dir: Path):
