@@ -50,6 +50,7 @@ def load_error(name: str, error: Exception | None) -> ModelLoadError:
     return ModelLoadError(
         f"model {name!r} is not a local directory and could not be fetched from the Hugging Face "
         f"hub ({reason}). On a machine with network access run "
-        f"`huggingface-cli download {name} --local-dir DIR`, then pass --model DIR "
+        f"`hf download {name} --local-dir DIR` (`huggingface-cli download` on huggingface_hub "
+        f"before 0.34), then pass --model DIR "
         f"(or set RECOMMENDER_MODEL=DIR)"
     )

@@ -153,7 +153,11 @@ def test_unreachable_hub_id_fails_fast_with_instructions(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(ModelLoadError, match="could not be reached.*--local-dir DIR"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"could not be reached.*`hf download Jinuuuu/KoELECTRA_fine_tunning_emotion "
+        r"--local-dir DIR` \(`huggingface-cli download` on huggingface_hub before 0\.34\)",
+    ):
         EmotionClassifier.from_pretrained("Jinuuuu/KoELECTRA_fine_tunning_emotion", device="cpu")
 
 
