@@ -108,9 +108,7 @@ class Limit:
         return value
 
 
-def _check_text(text: str) -> str:
-    if not text.strip():
-        raise PydanticCustomError("empty", "is empty; write a few words about your day")
+def _check_unicode(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # JSON "\ud800" decodes to a lone surrogate
@@ -118,6 +116,22 @@ def _check_text(text: str) -> str:
             "unicode", "is not valid Unicode: it contains a lone surrogate"
         ) from None
     return text
+
+
+def _check_text(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("empty", "is empty; write a few words about your day")
+    return _check_unicode(text)
+
+
+def _check_years(model: Any) -> Any:
+    """``year_min`` after ``year_max`` would match nothing: a mistake, not an empty answer."""
+    low, high = model.year_min, model.year_max
+    if low is not None and high is not None and low > high:
+        raise PydanticCustomError(
+            "year_order", "year_min is greater than year_max", {"low": low, "high": high}
+        )
+    return model
 
 
 def _check_emotion(name: str) -> str:
@@ -160,7 +174,9 @@ Count = Annotated[int, Field(ge=1)]
 Year = Annotated[float, Field(ge=0, le=9999, allow_inf_nan=False)]
 Focus = Literal["whole", "end"]
 Detail = Literal["sentences"]
-FilterScalar = str | int | float
+# Every string a request carries is checked for lone surrogates, as text is.
+UnicodeString = Annotated[str, AfterValidator(_check_unicode)]
+FilterScalar = UnicodeString | int | float
 FilterValue = FilterScalar | Annotated[list[FilterScalar], Field(min_length=1)]
 
 
@@ -193,7 +209,11 @@ class Filters(Schema):
     )
     year_min: Year | None = Field(None, description="Only tracks from this year on")
     year_max: Year | None = Field(None, description="Only tracks up to this year")
-    exclude_track_ids: list[str] | None = Field(None, description="Tracks never to recommend")
+    exclude_track_ids: list[UnicodeString] | None = Field(
+        None, description="Tracks never to recommend"
+    )
+
+    _check_years = model_validator(mode="after")(_check_years)
 
     def active(self) -> dict[str, Any]:
         """Every filter that is set, declared or a catalogue column, by name."""
@@ -327,13 +347,14 @@ class SimilarQuery(Schema):
     per_artist: Annotated[Count, Limit("maximum", "max_k")] = Field(
         2, description="At most this many tracks by one artist"
     )
-    genre: str | Annotated[list[str], Field(min_length=1)] | None = Field(
+    genre: UnicodeString | Annotated[list[UnicodeString], Field(min_length=1)] | None = Field(
         None, description="A genre; repeat for several (?genre=발라드&genre=포크)"
     )
     year_min: Year | None = Field(None, description="Only tracks from this year on")
     year_max: Year | None = Field(None, description="Only tracks up to this year")
 
     _default_k = model_validator(mode="before")(_default_k)
+    _check_years = model_validator(mode="after")(_check_years)
 
     def ranking_options(self) -> RankingOptions:
         filters = Filters.model_validate(self.model_dump(include={"genre", "year_min", "year_max"}))
@@ -528,11 +549,17 @@ def resolve_limits(schema: Any, limits: Limits) -> Any:
     return resolved
 
 
+OWN_CHECKS = {"empty", "unicode", "limit"}
+
+
 def describe(error: ValidationError, model: type[BaseModel], limits: Limits | None = None) -> str:
     """Each failed field by its path, what it must be (read from the schema) and what came."""
     schema = json_schema(model, limits)
     messages: dict[str, str] = {}
-    for item in error.errors(include_url=False):
+    # A field's own check (a lone surrogate in one member of a union) says more than the
+    # other members' type errors, so it comes first.
+    items = sorted(error.errors(include_url=False), key=lambda i: i["type"] not in OWN_CHECKS)
+    for item in items:
         path, node = _field(schema, item["loc"])
         if path in messages:
             continue  # one message per field, even when several union members failed
@@ -540,8 +567,15 @@ def describe(error: ValidationError, model: type[BaseModel], limits: Limits | No
         kind = item["type"]
         if kind == "missing":
             messages[path] = f"missing field {path!r}"
-        elif kind in {"empty", "unicode", "limit"}:
+        elif kind in OWN_CHECKS:
             messages[path] = f"{name} {item['msg']}"
+        elif kind == "year_order":
+            low, high = (f"{path}.{field}" if path else field for field in ("year_min", "year_max"))
+            ctx = item.get("ctx", {})
+            messages[path] = (
+                f"{low!r} ({_number(ctx['low'])}) is greater than {high!r} "
+                f"({_number(ctx['high'])}); no track could match"
+            )
         else:
             messages[path] = (
                 f"{name} must be {_expected(node, schema)}; got {_shown(item['input'])}"

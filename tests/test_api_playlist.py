@@ -177,6 +177,7 @@ def test_similar_filters(client: FlaskClient):
         ("k=1&k=2", "'k' must be an integer"),
         ("per_artist=-1", "'per_artist' must be an integer from 1 to 100"),
         ("year_min=old", "'year_min' must be a number from 0 to 9999"),
+        ("year_min=2000&year_max=1990", "'year_min' (2000) is greater than 'year_max' (1990)"),
     ],
 )
 def test_similar_bad_query(client: FlaskClient, query: str, fragment: str):
@@ -281,3 +282,34 @@ def test_emotion_order_everywhere(client: FlaskClient):
     body = client.post("/playlist", json={"text": ANXIOUS_TEXT, "n": 3}).get_json()
     for mapping in [body["emotions"], body["end"], body["tracks"][0]["goal"]]:
         assert list(mapping) == list(EMOTIONS)
+
+
+LONE_SURROGATE = "is not valid Unicode: it contains a lone surrogate"
+
+
+@pytest.mark.parametrize("path", ["/recommend", "/playlist"])
+@pytest.mark.parametrize(
+    ("filters", "fragment"),
+    [
+        (
+            '{"year_min": 2000, "year_max": 1990}',
+            "'filters.year_min' (2000) is greater than 'filters.year_max' (1990)",
+        ),
+        ('{"genre": "\\ud800"}', f"'filters.genre' {LONE_SURROGATE}"),
+        ('{"genre": ["록", "\\ud800"]}', f"'filters.genre' {LONE_SURROGATE}"),
+        (
+            '{"exclude_track_ids": ["happy-0", "\\udfff"]}',
+            f"'filters.exclude_track_ids[1]' {LONE_SURROGATE}",
+        ),
+        ('{"album": "\\ud800"}', f"'filters.album' {LONE_SURROGATE}"),
+    ],
+)
+def test_bad_filters_are_a_400_on_every_endpoint(client: FlaskClient, path, filters, fragment):
+    data = f'{{"text": "{ANXIOUS_TEXT}", "filters": {filters}}}'
+    response = client.post(path, data=data, content_type="application/json")
+    assert_error(response, 400, "invalid_input", fragment)
+
+
+def test_equal_years_are_allowed(client: FlaskClient):
+    response = client.get("/tracks/happy-0/similar?k=3&year_min=1980&year_max=1980")
+    assert response.status_code == 200, response.get_json()

@@ -12,6 +12,7 @@ from recommender.schemas import (
     Limits,
     RankingOptions,
     RecommendRequest,
+    SimilarQuery,
     json_schema,
     parse,
 )
@@ -120,3 +121,10 @@ def test_request_converts_to_ranking_options():
     assert parse(RecommendRequest, {"text": TEXT, "filters": None}).ranking_options().filters == (
         Filters()
     )
+
+
+def test_similar_query_checks_its_strings_and_years_like_the_body():
+    with pytest.raises(InvalidInputError, match="'genre' is not valid Unicode"):
+        parse(SimilarQuery, {"genre": ["록", "\ud800"]})
+    with pytest.raises(InvalidInputError, match="'year_min' .1990.5. is greater than 'year_max'"):
+        parse(SimilarQuery, {"year_min": "1990.5", "year_max": "1990"})
