@@ -104,6 +104,42 @@ def read_catalogue(path: str | os.PathLike[str]) -> Any:
     return frame
 
 
+def combine_shards(shards: Sequence[Shard]) -> Any:
+    """The tracks of all shards as one DataFrame, each column of one kind.
+
+    A CSV reads every column as text while Parquet and JSON Lines keep numbers, so a column
+    (``year``) can be numbers in some files and text in others. Text that reads as numbers
+    becomes numbers; a column that is numbers in one file and words in another is refused,
+    naming the files, before any lyrics are classified.
+    """
+    import pandas as pd
+
+    frames = [shard.tracks for shard in shards]
+    columns = dict.fromkeys(column for frame in frames for column in frame.columns)
+    for column in columns:
+        numeric = [
+            shard.path
+            for shard, frame in zip(shards, frames, strict=True)
+            if column in frame and frame[column].dtype.kind in "iuf"
+        ]
+        if not numeric:
+            continue
+        for i, (shard, frame) in enumerate(zip(shards, frames, strict=True)):
+            if column not in frame or frame[column].dtype.kind in "iuf":
+                continue
+            values = pd.to_numeric(frame[column], errors="coerce")
+            words = frame[column][frame[column].notna() & values.isna()]
+            if len(words):
+                shown = ", ".join(map(repr, numeric[:3])) + (" ..." if len(numeric) > 3 else "")
+                raise CatalogueError(
+                    f"column {column!r} holds numbers in {shown} but text in {shard.path!r} "
+                    f"(row {int(frame[ROW_COLUMN].iloc[words.index[0]]) + 1}: "
+                    f"{str(words.iloc[0])[:40]!r}); make it numbers in every file or text in all"
+                )
+            frames[i] = frame.assign(**{column: values})
+    return pd.concat(frames, ignore_index=True)
+
+
 def check_unique(track_ids: Any, where: str) -> None:
     """CatalogueError listing the duplicated ids of a pandas Series, if any."""
     duplicated = track_ids[track_ids.duplicated()].unique().tolist()

@@ -30,6 +30,7 @@ from recommender.catalogue import (
     Shard,
     catalogue_files,
     check_unique,
+    combine_shards,
     read_catalogue,
     read_lyrics,
     scan_shard,
@@ -251,7 +252,7 @@ def plan_index(
     import pandas as pd
 
     output = Path(output)
-    tracks = pd.concat([s.tracks for s in shards], ignore_index=True)
+    tracks = combine_shards(shards)
     skipped = [row for s in shards for row in s.skipped]
     if len(shards) > 1:
         ids = pd.concat([tracks["track_id"], pd.Series([s["track_id"] for s in skipped])])

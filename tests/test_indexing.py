@@ -243,6 +243,40 @@ def test_bad_sharded_catalogues(tmp_path: Path, fake_classifier, setup: str, mes
     assert fake_classifier.calls == []
 
 
+def test_shards_mixing_text_and_numbers_index_as_numbers(tmp_path: Path, fake_classifier):
+    """A CSV reads ``year`` as text; Parquet and JSON Lines keep it a number (with a gap)."""
+    source = tmp_path / "shards"
+    shards = write_shards(source)  # .jsonl, .csv, .parquet
+    for s, path in enumerate(shards):
+        rows = [{**row, "year": 1990 + 10 * s + i} for i, row in enumerate(shard_rows(s))]
+        rows[1]["year"] = None
+        write(path, rows)
+    summary = build_index(source, tmp_path / "idx", fake_classifier)
+    assert summary.tracks == 12
+    tracks = TrackIndex.load(tmp_path / "idx").tracks
+    assert str(tracks.schema.field("year").type) == "int64"
+    expected = [None if i == 1 else 1990 + 10 * s + i for s in range(3) for i in range(4)]
+    assert tracks.column("year").to_pylist() == expected
+
+
+def test_a_column_of_numbers_and_words_across_shards_is_refused(tmp_path: Path, fake_classifier):
+    source = tmp_path / "shards"
+    shards = write_shards(source, 2, suffixes=(".parquet", ".csv"))
+    for s, path in enumerate(shards):
+        write(path, [{**row, "year": 2000 + s} for row in shard_rows(s)])
+    rows = [{**row, "year": "2001"} for row in shard_rows(1)]
+    rows[2]["year"] = "unknown"
+    write(shards[1], rows)
+    with pytest.raises(CatalogueError) as error:
+        build_index(source, tmp_path / "idx", fake_classifier)
+    message = str(error.value)
+    assert "\n" not in message
+    numbers, text = (repr(str(path)) for path in shards)
+    assert f"column 'year' holds numbers in {numbers} but text in {text}" in message
+    assert "(row 3: 'unknown')" in message
+    assert fake_classifier.calls == []
+
+
 def test_parts_are_kept_and_a_rerun_resumes_from_them(tmp_path: Path, fake_classifier):
     write_shards(tmp_path / "shards")
     options = IndexOptions(part_size=3)
