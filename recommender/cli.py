@@ -492,7 +492,10 @@ def serve(
     engine: Backend | None,
     device: str | None,
 ) -> None:
-    """Serve the HTTP API under gunicorn (each worker loads the model after fork)."""
+    """Serve the HTTP API under gunicorn (each worker loads the model after fork).
+
+    The model and index are loaded once first, in a child process: one that cannot be used
+    stops the command with its error."""
     from recommender.server import serve as run_server
     from recommender.service import SAMPLE_CATALOGUE, SAMPLE_INDEX, default_index
 

@@ -9,8 +9,12 @@ them.
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +23,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from recommender.errors import RecommenderError
 from recommender.placement import available_cores
 from recommender.settings import Settings
 
@@ -71,6 +76,34 @@ def runtime_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def check_loads(settings: Settings) -> None:
+    """Load the model and the index once, exactly as a worker does, before gunicorn starts: a
+    model or index that cannot be served stops ``serve`` with its one-line error instead of
+    leaving workers that answer 503 ``not_ready`` for ever. The check runs in a child process
+    (``python -m recommender.server``), so the master still never holds a model."""
+    result = subprocess.run(
+        [sys.executable, "-m", __name__],
+        input=pickle.dumps(settings.replace(reload_interval=0)),
+        capture_output=True,
+        check=False,
+    )
+    error = result.stdout.decode("utf-8", "replace").strip()
+    if result.returncode:
+        error = f"loading the model and index failed (exit code {result.returncode})"
+    if error:
+        raise RecommenderError(error)
+
+
+def _load_error(settings: Settings) -> str | None:
+    """The error a worker would record on loading, or None when it would serve."""
+    from recommender.api import EXTENSION, create_app
+
+    logging.disable(logging.CRITICAL)  # the parent prints the error once, as one line
+    app = create_app(settings=settings, background=False)
+    error: str | None = app.extensions[EXTENSION].error
+    return error
+
+
 def _child_exit(server: Any, worker: Any) -> None:
     from recommender.observability import worker_exited
 
@@ -88,6 +121,7 @@ def serve(
     the workers split this process's cores between them."""
     if settings.threads is None:
         settings = settings.replace(threads=max(1, available_cores() // workers))
+    check_loads(settings)
     with runtime_dir() as runtime:
         # Read by prometheus-client when the workers import it: set before they start.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(runtime / METRICS_DIR)
@@ -107,3 +141,7 @@ def serve(
             "child_exit": _child_exit,
         }
         GunicornServer(settings, options).run()
+
+
+if __name__ == "__main__":  # check_loads' child: settings in on stdin, the error out on stdout
+    sys.stdout.write(_load_error(pickle.loads(sys.stdin.buffer.read())) or "")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -9,8 +12,9 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
+from recommender.track_index import FAISS_INDEX
 from tests.catalogue import make_index
-from tests.serving import children, log_tail, serve
+from tests.serving import children, free_port, log_tail, serve
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,3 +68,33 @@ def test_serve_loads_the_model_in_workers_only(
         assert all(has_torch(pid) for pid in workers)
         assert not has_torch(server.process.pid), "the gunicorn master has loaded torch"
     assert server.process.returncode == 0, log_tail(server.log)
+
+
+def serve_exits(model: Path, index: Path) -> subprocess.CompletedProcess[str]:
+    """`recommender serve` expected to stop by itself; a server that stays up fails the test."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RECOMMENDER_")}
+    environment["HF_HUB_OFFLINE"] = "1"
+    command = [
+        sys.executable, "-m", "recommender", "serve", "--model", str(model),
+        "--index", str(index), "--port", str(free_port()), "--workers", "1", "--device", "cpu",
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+
+
+def test_serve_with_a_missing_index_stops_with_one_line(tmp_path: Path, tiny_model_dir: Path):
+    result = serve_exits(tiny_model_dir, tmp_path / "nonexistent")
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: no index directory at '{tmp_path / 'nonexistent'}'"), line
+
+
+def test_serve_with_a_corrupt_index_stops_with_one_line(
+    tmp_path: Path, tiny_model_dir: Path, tiny_classifier
+):
+    index = make_index(tmp_path, tiny_classifier)
+    with (index / FAISS_INDEX).open("ab") as file:
+        file.write(b"garbage")
+    result = serve_exits(tiny_model_dir, index)
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: ") and "index.faiss fails its checksum" in line, line
