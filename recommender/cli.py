@@ -213,7 +213,9 @@ def classify(
 @click.option(
     "--fresh",
     is_flag=True,
-    help="Discard the vectors an interrupted run kept in OUTPUT.work/ instead of resuming.",
+    help="Discard the vectors an interrupted run kept in OUTPUT.work/ instead of resuming. "
+    "Unchanged tracks still reuse their vectors from the index already in OUTPUT; delete "
+    "OUTPUT to classify everything again.",
 )
 @click.option(
     "--part-size",
