@@ -89,7 +89,8 @@ def check_loads(settings: Settings) -> None:
     )
     error = result.stdout.decode("utf-8", "replace").strip()
     if result.returncode:
-        error = f"loading the model and index failed (exit code {result.returncode})"
+        lines = result.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"]
+        error = f"loading the model and index failed (exit code {result.returncode}): {lines[-1]}"
     if error:
         raise RecommenderError(error)
 
@@ -144,4 +145,6 @@ def serve(
 
 
 if __name__ == "__main__":  # check_loads' child: settings in on stdin, the error out on stdout
-    sys.stdout.write(_load_error(pickle.loads(sys.stdin.buffer.read())) or "")
+    result = os.dup(1)
+    os.dup2(2, 1)  # whatever loading prints goes to stderr; stdout carries only the error
+    os.write(result, (_load_error(pickle.loads(sys.stdin.buffer.read())) or "").encode())
